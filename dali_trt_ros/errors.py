@@ -1,0 +1,59 @@
+"""Typed errors shared by every layer.
+
+Each error carries a short machine-readable ``reason`` so nodes can count failures per cause in
+diagnostics, and a message that tells the operator what to do about it.
+"""
+
+
+class PerceptionError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    reason = 'error'
+
+
+class FrameError(PerceptionError):
+    """An input frame cannot be processed; the next frame may be fine."""
+
+    reason = 'bad_frame'
+
+
+class UnsupportedEncodingError(FrameError):
+    """The image encoding (or compressed format) is not one this package can read."""
+
+    reason = 'unsupported_encoding'
+
+
+class MalformedFrameError(FrameError):
+    """The frame's size fields disagree with its data (step, height, width, length)."""
+
+    reason = 'malformed_frame'
+
+
+class CorruptImageError(FrameError):
+    """Compressed image bytes could not be decoded (truncated or corrupt JPEG/PNG)."""
+
+    reason = 'corrupt_image'
+
+
+class ModelError(PerceptionError):
+    """A model or engine file is missing, unreadable or does not match its configuration."""
+
+    reason = 'model_error'
+
+
+class BindingMismatchError(ModelError):
+    """Configured input/output names, shapes or dtypes differ from what the model has."""
+
+    reason = 'binding_mismatch'
+
+
+class EngineCacheError(ModelError):
+    """A cached engine is missing, stale or was built for another device or TensorRT version."""
+
+    reason = 'engine_cache'
+
+
+class ConfigError(PerceptionError):
+    """A parameter or configuration file value is invalid; the message names it."""
+
+    reason = 'config_error'

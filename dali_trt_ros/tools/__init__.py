@@ -1,0 +1,1 @@
+"""Console scripts (``ros2 run dali_trt_ros <tool>``)."""
