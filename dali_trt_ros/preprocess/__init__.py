@@ -1,0 +1,1 @@
+"""Preprocessing: decode, resize and normalize camera frames into model input tensors."""
