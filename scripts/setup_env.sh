@@ -29,9 +29,11 @@ start=$(date +%s)
 mkdir -p "$cache"
 rm -rf "$venv"
 "$python" -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade "pip==25.3"
+# This machine's pip.conf may name local indexes that do not exist: hide those warnings only.
+quiet_pip() { "$venv/bin/python" -m pip "$@" 2>&1 | { grep -v 'is ignored: it is neither' || true; }; }
+quiet_pip install -q --disable-pip-version-check --upgrade "pip==25.3"
 # The lock pins every distribution (transitive ones too); base.in says what we ask for.
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements/base.in -c requirements/lock.txt
+quiet_pip install -q --disable-pip-version-check -r requirements/base.in -c requirements/lock.txt
 
 # vision_msgs is not on PyPI: build the interfaces with the rosidl toolchain from the wheels,
 # straight into the venv prefix so nothing else is needed at run time.

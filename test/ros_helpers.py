@@ -1,0 +1,41 @@
+"""Helpers for tests that talk to node processes over DDS (no fixed sleeps anywhere)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import rclpy
+
+
+def start_node(module, *ros_args, name):
+    """Start `python -m module` as a separate process with the given --ros-args."""
+    cmd = [sys.executable, '-m', module, '--ros-args', '-r', f'__node:={name}', *ros_args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED='1'))
+
+
+def stop_node(proc, timeout=15.0):
+    """SIGINT the node like Ctrl-C does; return (exit code, output)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        return None, out
+    return proc.returncode, out
+
+
+def spin_until(node, condition, timeout, proc=None):
+    """Spin `node` until condition() is true; False on timeout or if `proc` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return False
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return condition()
