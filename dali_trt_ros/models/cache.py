@@ -1,0 +1,90 @@
+"""Where prepared models live, and the manifest that records their checksums.
+
+Layout under the cache root (``$DALI_TRT_ROS_CACHE``, else ``$XDG_CACHE_HOME/dali_trt_ros``,
+else ``~/.cache/dali_trt_ros``)::
+
+    models/manifest.json      one entry per produced ONNX file: sha256, size, source, tools
+    models/<name>.onnx        produced models
+    models/downloads/         registry packages exactly as fetched (checked by sha256)
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from dali_trt_ros.errors import ModelError
+
+MANIFEST_NAME = 'manifest.json'
+MANIFEST_FORMAT = 1
+
+
+def default_cache_dir():
+    """Return the model cache directory from the environment (not created here)."""
+    root = os.environ.get('DALI_TRT_ROS_CACHE')
+    if not root:
+        xdg = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+        root = os.path.join(xdg, 'dali_trt_ros')
+    return Path(root) / 'models'
+
+
+def downloads_dir(cache_dir):
+    """Return the folder that holds fetched registry packages."""
+    return Path(cache_dir) / 'downloads'
+
+
+def sha256_of_file(path, chunk_size=1 << 20):
+    """Return the hex sha256 of a file, read in chunks (large files stay out of memory)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for chunk in iter(lambda: stream.read(chunk_size), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_of_bytes(data):
+    """Return the hex sha256 of an in-memory buffer."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomically(path, data):
+    """Write bytes to ``path`` through a temporary file so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix='.' + path.name + '.', dir=path.parent)
+    try:
+        with os.fdopen(handle, 'wb') as stream:
+            stream.write(data)
+        # mkstemp creates 0600 files; cached models are meant to be shared read-only.
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def read_manifest(cache_dir):
+    """Return the manifest's model entries (an empty dict when there is none yet)."""
+    path = Path(cache_dir) / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as error:
+        raise ModelError(f'model manifest {path} is unreadable ({error}); delete it and run '
+                         f'prepare_models again to rebuild the models') from error
+    if not isinstance(content, dict) or not isinstance(content.get('models'), dict):
+        raise ModelError(f'model manifest {path} has an unexpected layout; delete it and run '
+                         'prepare_models again')
+    return content['models']
+
+
+def record_in_manifest(cache_dir, name, entry):
+    """Store (or replace) one model's entry in the manifest."""
+    models = read_manifest(cache_dir)
+    models[name] = entry
+    content = {'format': MANIFEST_FORMAT, 'models': dict(sorted(models.items()))}
+    text = json.dumps(content, indent=2, sort_keys=True) + '\n'
+    write_atomically(Path(cache_dir) / MANIFEST_NAME, text.encode('utf-8'))
