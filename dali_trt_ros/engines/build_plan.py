@@ -1,0 +1,192 @@
+"""What a TensorRT build will do, decided without TensorRT: precision, device, fallback, shapes.
+
+``plan_build`` turns the configuration, the model's inputs and the facts about this machine
+(:class:`DeviceFacts`) into a :class:`BuildPlan` with the reasons for each decision and the
+warnings to log. The TensorRT code only carries the plan out, so every decision here is tested
+on machines without TensorRT, and ``build_engine --dry-run`` prints it.
+"""
+
+from dataclasses import dataclass, field
+import os
+import re
+
+from dali_trt_ros.engines.base import format_shape, is_dynamic_dim
+from dali_trt_ros.errors import ConfigError
+
+# TensorRT 10.7 was the last release with DLA support (10.8+ dropped it; JetPack 6 ships 10.3
+# on Orin, JetPack 5 ships 8.5 on Xavier/Orin).
+LAST_VERSION_WITH_DLA = (10, 7)
+# DLA cores run FP16 and INT8 only (TensorRT developer guide, "Working with DLA").
+DLA_PRECISIONS = ('fp16', 'int8')
+
+
+def parse_version(text):
+    """Return a TensorRT version string such as '8.5.2.2' as a tuple of ints (8, 5, 2, 2)."""
+    parts = []
+    for piece in str(text).split('.'):
+        digits = re.match(r'\d*', piece).group()
+        if digits:
+            parts.append(int(digits))
+        if not digits or digits != piece:  # stop at suffixes such as 'post1' or '0rc1'
+            break
+    if not parts:
+        raise ConfigError(f'cannot read TensorRT version {text!r}')
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the build machine offers: TensorRT version, GPU, DLA cores, fast precisions."""
+
+    tensorrt_version: str
+    device_name: str
+    compute_capability: tuple
+    num_dla_cores: int = 0
+    fast_fp16: bool = True
+    fast_int8: bool = True
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """The decisions for one engine build and why they were made."""
+
+    precision: str
+    device: str
+    dla_core: int
+    gpu_fallback: bool
+    profiles: dict
+    int8_source: str = None
+    warnings: tuple = ()
+    reasons: tuple = ()
+    notes: tuple = field(default=(), compare=False)
+
+    def describe(self):
+        """Return the plan as printable lines (used by build_engine --dry-run and the log)."""
+        target = 'GPU' if self.device == 'gpu' else f'DLA core {self.dla_core}'
+        if self.device == 'dla':
+            target += ' with GPU fallback' if self.gpu_fallback else ' (no GPU fallback)'
+        lines = [f'precision: {self.precision}', f'device: {target}']
+        if self.int8_source:
+            lines.append(f'int8 scales from: {self.int8_source}')
+        for name, (low, best, high) in sorted(self.profiles.items()):
+            if low == high:
+                lines.append(f'input {name}: {format_shape(low)}')
+            else:
+                lines.append(f'input {name}: min {format_shape(low)} opt {format_shape(best)} '
+                             f'max {format_shape(high)}')
+        lines += [f'why: {reason}' for reason in self.reasons]
+        lines += [f'WARNING: {warning}' for warning in self.warnings]
+        return lines
+
+
+def resolve_profiles(model_inputs, specs):
+    """Return name -> (min, opt, max) shapes for every model input.
+
+    A static model input uses its own shape; a dynamic one needs a configured static shape or a
+    min/opt/max profile. Raises ConfigError naming the input and its dynamic axes otherwise.
+    """
+    by_name = {spec.name: spec for spec in specs}
+    profiles = {}
+    for tensor in model_inputs:
+        spec = by_name.get(tensor.name)
+        if spec is not None and spec.profile is not None:
+            shapes = (spec.profile.min, spec.profile.opt, spec.profile.max)
+            if any(len(shape) != len(tensor.shape) for shape in shapes):
+                raise ConfigError(f'input {tensor.name!r}: profile rank differs from the model '
+                                  f'shape {format_shape(tensor.shape)}')
+            profiles[tensor.name] = shapes
+        elif tensor.is_static:
+            profiles[tensor.name] = (tensor.shape,) * 3
+        elif spec is not None and spec.shape and not any(is_dynamic_dim(d) for d in spec.shape):
+            profiles[tensor.name] = (tuple(spec.shape),) * 3
+        else:
+            dynamic_axes = [axis for axis, dim in enumerate(tensor.shape) if is_dynamic_dim(dim)]
+            raise ConfigError(
+                f'input {tensor.name!r} has dynamic axes {dynamic_axes} (model shape '
+                f'{format_shape(tensor.shape)}); TensorRT needs sizes: set inputs: '
+                f'[{{name: {tensor.name}, shape: [...]}}] or min_shape/opt_shape/max_shape')
+    return profiles
+
+
+def _dla_target(config, facts, profiles, warnings, reasons):
+    """Return the DLA core to build for, or None to build for the GPU."""
+    if config.dla_core is None:
+        reasons.append('no dla_core configured: GPU')
+        return None
+    if parse_version(facts.tensorrt_version)[:2] > LAST_VERSION_WITH_DLA:
+        warnings.append(f'dla_core {config.dla_core} requested but TensorRT '
+                        f'{facts.tensorrt_version} has no DLA support (10.7 was the last '
+                        'version with it); building for the GPU')
+        return None
+    if facts.num_dla_cores == 0:
+        warnings.append(f'dla_core {config.dla_core} requested but {facts.device_name} has no '
+                        'DLA cores; building for the GPU')
+        return None
+    if config.dla_core >= facts.num_dla_cores:
+        raise ConfigError(f'dla_core {config.dla_core} requested but {facts.device_name} has '
+                          f'{facts.num_dla_cores} DLA core(s): use 0..{facts.num_dla_cores - 1}')
+    dynamic = sorted(name for name, (low, _, high) in profiles.items() if low != high)
+    if dynamic:
+        raise ConfigError(f'DLA needs static input shapes, but {dynamic} have min != max; set '
+                          'one fixed shape per input (min = opt = max), or drop dla_core')
+    reasons.append(f'dla_core {config.dla_core} of {facts.num_dla_cores} available')
+    return config.dla_core
+
+
+def _int8_source(config, warnings, reasons):
+    calibration = config.calibration
+    if config.dynamic_ranges:
+        if not os.path.isfile(config.dynamic_ranges):
+            raise ConfigError(f'dynamic_ranges file {config.dynamic_ranges!r} not found')
+        reasons.append('int8 scales from the dynamic_ranges file; tensors it does not list get '
+                       'no range and run in higher precision')
+        return 'dynamic ranges file ' + config.dynamic_ranges
+    if calibration.cache and os.path.isfile(calibration.cache):
+        reasons.append('int8 scales from the existing calibration cache (delete it to '
+                       'recalibrate)')
+        return 'calibration cache ' + calibration.cache
+    if calibration.images:
+        if not os.path.isdir(calibration.images):
+            raise ConfigError(f'calibration.images folder {calibration.images!r} not found')
+        if not calibration.cache:
+            warnings.append('calibration.cache not set: calibration runs again on every build')
+        return ('entropy calibration (IInt8EntropyCalibrator2) over '
+                f'{calibration.images}, batch {calibration.batch_size}, at most '
+                f'{calibration.max_batches} batches')
+    raise ConfigError('precision int8 needs scales: set calibration.images (a folder of '
+                      'representative images), an existing calibration.cache, or '
+                      'dynamic_ranges (a file of per-tensor ranges)')
+
+
+def plan_build(config, model_inputs, facts):
+    """Decide how to build ``config`` (EngineConfig) for a model with ``model_inputs`` here.
+
+    Raises ConfigError for requests that cannot be met; degrades with a warning where the
+    intent can still be served (no DLA on this device or TensorRT version -> GPU; fp32 on DLA ->
+    fp16).
+    """
+    warnings, reasons = [], []
+    profiles = resolve_profiles(model_inputs, config.inputs)
+    dla_core = _dla_target(config, facts, profiles, warnings, reasons)
+    precision = config.precision
+    if dla_core is not None and precision not in DLA_PRECISIONS:
+        warnings.append(f'DLA runs fp16 or int8 only; building fp16 instead of {precision}')
+        precision = 'fp16'
+    if precision == 'fp16' and not facts.fast_fp16:
+        warnings.append(f'{facts.device_name} has no fast fp16; expect little speed-up')
+    int8_source = None
+    if precision == 'int8':
+        if not facts.fast_int8:
+            warnings.append(f'{facts.device_name} has no fast int8; expect little speed-up')
+        if parse_version(facts.tensorrt_version)[0] >= 10:
+            warnings.append('TensorRT 10 deprecates implicit int8 (calibration / dynamic '
+                            'ranges) in favour of explicitly quantized models; it still works')
+        int8_source = _int8_source(config, warnings, reasons)
+    gpu_fallback = bool(config.gpu_fallback) if dla_core is not None else False
+    if dla_core is not None:
+        reasons.append('GPU fallback on: layers DLA cannot run go to the GPU (check the layer '
+                       'placement report)' if gpu_fallback else
+                       'GPU fallback off: the build fails if a layer cannot run on DLA')
+    return BuildPlan(precision=precision, device='gpu' if dla_core is None else 'dla',
+                     dla_core=dla_core, gpu_fallback=gpu_fallback, profiles=profiles,
+                     int8_source=int8_source, warnings=tuple(warnings), reasons=tuple(reasons))
