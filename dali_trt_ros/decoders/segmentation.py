@@ -1,0 +1,172 @@
+"""Segmentation decoding: model output -> per-pixel class map at the original image size.
+
+``kind`` says what the output holds: ``logits`` (C >= 2 channels, argmax taken here; softmax is
+not needed for argmax), ``probability`` (one foreground channel, class 1 where it exceeds
+``threshold``) or ``argmax`` (class ids already). ``layout`` is NCHW or NHWC for channelled
+outputs. The map is brought to the original size through the preprocessing geometry: the center
+of each original pixel is projected into the output map (which crops letterbox padding and
+handles outputs smaller than the input, e.g. output stride 8) and takes the nearest class.
+"""
+
+import numpy as np
+
+from dali_trt_ros.decoders import _config as cfg
+from dali_trt_ros.decoders.results import SegmentationResult
+from dali_trt_ros.errors import BindingMismatchError, ConfigError
+
+KINDS = ('logits', 'probability', 'argmax')
+LAYOUTS = ('NCHW', 'NHWC')
+MAX_CLASSES = 256  # label maps are uint8
+
+
+def label_map_from_output(batch_output, kind, layout='NCHW', threshold=0.5):
+    """Turn a batch output into (N, h, w) uint8 class ids at the output resolution."""
+    array = np.asarray(batch_output)
+    if kind == 'argmax':
+        class_ids = _squeeze_channel(array, layout, 'argmax')
+        if class_ids.size and (class_ids.min() < 0 or class_ids.max() >= MAX_CLASSES):
+            _too_many_classes(int(class_ids.max()) + 1)
+        return class_ids.astype(np.uint8, copy=False)
+    if kind == 'probability':
+        probability = _squeeze_channel(array, layout, 'probability')
+        return (probability > threshold).astype(np.uint8)
+    if array.ndim != 4:
+        raise BindingMismatchError(f'segmentation logits must be 4-D ({layout}), got shape '
+                                   f'{array.shape}')
+    channel_axis = 1 if layout == 'NCHW' else 3
+    if array.shape[channel_axis] > MAX_CLASSES:
+        _too_many_classes(array.shape[channel_axis])
+    if array.shape[channel_axis] < 2:
+        raise BindingMismatchError(
+            f'segmentation logits have {array.shape[channel_axis]} channel(s) on the {layout} '
+            'channel axis; a single channel is kind: probability, or check decoder.layout')
+    return np.argmax(array, axis=channel_axis).astype(np.uint8)
+
+
+def _too_many_classes(count):
+    """Raise the error for maps that do not fit uint8."""
+    raise BindingMismatchError(f'segmentation output has {count} classes (or ids out of range); '
+                               f'label maps hold at most {MAX_CLASSES} classes')
+
+
+def _squeeze_channel(array, layout, kind):
+    """Return (N, H, W) from (N, H, W), (N, 1, H, W) or (N, H, W, 1)."""
+    if array.ndim == 3:
+        return array
+    # A single channel is unambiguous, so accept it on either axis (TFLite conversions often
+    # keep NHWC outputs even when the input was made NCHW).
+    for channel_axis in ((1, 3) if layout == 'NCHW' else (3, 1)):
+        if array.ndim == 4 and array.shape[channel_axis] == 1:
+            return np.take(array, 0, axis=channel_axis)
+    raise BindingMismatchError(
+        f'a {kind} segmentation output must have one channel ({layout}) or none, got shape '
+        f'{array.shape}; multi-channel outputs are kind: logits')
+
+
+def source_indices(geometry, output_width, output_height):
+    """Output-map column and row index for every original column and row (nearest sampling).
+
+    Original pixel center (x + 0.5) maps to input x * scale_x + pad_left, then to the output map
+    by output_width / input_width; indices are clipped to the map.
+    """
+    x = (np.arange(geometry.orig_width) + 0.5) * geometry.scale_x + geometry.pad_left
+    y = (np.arange(geometry.orig_height) + 0.5) * geometry.scale_y + geometry.pad_top
+    columns = np.floor(x * (output_width / geometry.input_width)).astype(np.intp)
+    rows = np.floor(y * (output_height / geometry.input_height)).astype(np.intp)
+    return columns.clip(0, output_width - 1), rows.clip(0, output_height - 1)
+
+
+def upsample_to_original(label_map, geometry):
+    """Resize an (h, w) output-resolution map to (orig_height, orig_width) via the geometry."""
+    columns, rows = source_indices(geometry, label_map.shape[1], label_map.shape[0])
+    # Two 1-D takes are much cheaper than one 2-D fancy index on large frames.
+    return np.take(np.take(label_map, rows, axis=0), columns, axis=1)
+
+
+def class_fractions(label_map, labels, pixel_weights=None):
+    """Share of pixels per label (all labels listed, zeros included); sums to 1.
+
+    ``pixel_weights`` (same shape as the map) counts how many original pixels each map pixel
+    stands for, so fractions of the original image come from the small map directly.
+    """
+    flat = label_map.reshape(-1)
+    num_labels = max(len(labels), int(flat.max()) + 1 if flat.size else 0)
+    weights = None if pixel_weights is None else pixel_weights.reshape(-1)
+    counts = np.bincount(flat, weights=weights, minlength=num_labels)
+    total = float(counts.sum()) or 1.0
+    names = list(labels) + [f'class_{i}' for i in range(len(labels), num_labels)]
+    return {name: float(count) / total for name, count in zip(names, counts)}
+
+
+def original_pixel_weights(geometry, output_width, output_height):
+    """(h, w) count of original pixels that sample each output-map pixel (nearest sampling)."""
+    columns, rows = source_indices(geometry, output_width, output_height)
+    return np.outer(np.bincount(rows, minlength=output_height),
+                    np.bincount(columns, minlength=output_width))
+
+
+class SegmentationDecoder:
+    """Turn a segmentation output of a batch into one SegmentationResult per frame."""
+
+    def __init__(self, output, labels=None, kind='logits', layout='NCHW', threshold=0.5):
+        self.output = output
+        self.kind = cfg.choice(kind, KINDS, 'decoder.kind')
+        self.layout = cfg.choice(layout, LAYOUTS, 'decoder.layout')
+        self.threshold = threshold
+        if labels:
+            self.labels = [str(label) for label in labels]
+        elif self.kind == 'probability':
+            self.labels = ['background', 'foreground']
+        else:
+            self.labels = []
+
+    @property
+    def threshold(self):
+        """Foreground probability threshold for kind probability (0..1), settable at run time."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value):
+        self._threshold = cfg.probability(value, 'decoder.threshold')
+
+    @classmethod
+    def from_config(cls, mapping, labels=None, path='decoder'):
+        """Build from the YAML ``decoder:`` mapping; ConfigError names the offending key."""
+        cfg.check_mapping(mapping, path)
+        if mapping.get('type', 'segmentation') != 'segmentation':
+            raise ConfigError(f'{path}.type is {mapping.get("type")!r}; SegmentationDecoder '
+                              'needs segmentation')
+        cfg.reject_unknown_keys(mapping, {'type', 'output', 'kind', 'layout', 'threshold'}, path)
+        output = cfg.required(mapping, 'output', path)
+        if not isinstance(output, str) or not output:
+            raise ConfigError(f'{path}.output must be a non-empty output name, got {output!r}')
+        return cls(output, labels,
+                   kind=cfg.choice(mapping.get('kind', 'logits'), KINDS, f'{path}.kind'),
+                   layout=cfg.choice(mapping.get('layout', 'NCHW'), LAYOUTS, f'{path}.layout'),
+                   threshold=cfg.probability(mapping.get('threshold', 0.5), f'{path}.threshold'))
+
+    @property
+    def output_names(self):
+        """Names of the model outputs this decoder reads."""
+        return [self.output]
+
+    def decode(self, outputs, geometries):
+        """Decode a batch: ``outputs`` maps output names to arrays (batch first)."""
+        try:
+            array = outputs[self.output]
+        except KeyError:
+            raise BindingMismatchError(
+                f'model output {self.output!r} is missing; the model produced '
+                f'{sorted(outputs)}. Fix decoder.output') from None
+        maps = label_map_from_output(array, self.kind, self.layout, self._threshold)
+        if len(geometries) > maps.shape[0]:
+            raise BindingMismatchError(f'{len(geometries)} frames but the model output holds a '
+                                       f'batch of {maps.shape[0]}; check the engine batch size')
+        results = []
+        for small_map, geometry in zip(maps, geometries):
+            full_map = upsample_to_original(small_map, geometry)
+            # Counting on the small map with per-pixel weights is exact and ~8x less work.
+            weights = original_pixel_weights(geometry, small_map.shape[1], small_map.shape[0])
+            results.append(SegmentationResult(
+                full_map, class_fractions(small_map, self.labels, weights), self.labels))
+        return results

@@ -1,0 +1,312 @@
+"""SSD detection decoding: raw head outputs or TensorRT NMS plugin outputs -> Detections.
+
+Layouts (``decoder.layout``):
+
+* ``raw``: per-anchor box codes (N, A, 4) and class scores (N, A, C); this module applies the
+  score activation, the threshold, the box coder, class-wise NMS and top-k.
+* ``efficient_nms``: outputs of TensorRT's EfficientNMS plugin: ``num_detections`` (N, 1),
+  ``detection_boxes`` (N, K, 4), ``detection_scores`` (N, K), ``detection_classes`` (N, K).
+* ``legacy_nms``: the older NMS_TRT / Caffe DetectionOutput layout: (N, 1, K, 7) rows of
+  (image_id, label, confidence, xmin, ymin, xmax, ymax) plus a keep count (N, 1, 1, 1).
+
+Plugin layouts were suppressed when the engine was built; here only the score threshold (it can
+only be raised above the build-time one) and the original-pixel mapping apply.
+"""
+
+import math
+
+import numpy as np
+
+from dali_trt_ros.decoders import _config as cfg
+from dali_trt_ros.decoders.anchors import anchors_from_config
+from dali_trt_ros.decoders.box_coding import CenterSizeBoxCoder
+from dali_trt_ros.decoders.nms import batched_nms, score_order
+from dali_trt_ros.decoders.results import Detections
+from dali_trt_ros.errors import BindingMismatchError, ConfigError
+
+LAYOUTS = ('raw', 'efficient_nms', 'legacy_nms')
+ACTIVATIONS = ('sigmoid', 'softmax', 'none')
+
+DEFAULT_OUTPUTS = {
+    'raw': {'box_output': 'raw_outputs/box_encodings',
+            'score_output': 'raw_outputs/class_predictions'},
+    'efficient_nms': {'count_output': 'num_detections', 'box_output': 'detection_boxes',
+                      'score_output': 'detection_scores', 'class_output': 'detection_classes'},
+    'legacy_nms': {'detection_output': 'NMS', 'count_output': 'NMS_1'},
+}
+COMMON_KEYS = {'type', 'layout', 'score_threshold', 'nms_iou_threshold', 'top_k',
+               'max_per_class', 'min_box_size'}
+LAYOUT_KEYS = {
+    'raw': {'box_output', 'score_output', 'anchors', 'box_coder', 'score', 'pre_nms_top_k'},
+    'efficient_nms': {'count_output', 'box_output', 'score_output', 'class_output', 'box_order',
+                      'normalized_boxes', 'class_offset'},
+    'legacy_nms': {'detection_output', 'count_output', 'normalized_boxes', 'class_offset'},
+}
+
+
+def sigmoid(x):
+    """Logistic function, computed without overflow warnings for large negative logits."""
+    x = np.asarray(x, dtype=np.float32)
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)
+
+
+def softmax(x, axis=-1):
+    """Softmax along ``axis`` (max-subtracted for stability)."""
+    x = np.asarray(x, dtype=np.float32)
+    shifted = np.exp(x - x.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def logit(probability):
+    """Inverse sigmoid; 0 -> -inf and 1 -> +inf, so thresholds can be compared on logits."""
+    if probability <= 0.0:
+        return -math.inf
+    if probability >= 1.0:
+        return math.inf
+    return math.log(probability / (1.0 - probability))
+
+
+class SsdDecoder:
+    """Turn SSD outputs of a batch into one Detections per frame in original pixels."""
+
+    def __init__(self, labels=None, layout='raw', anchors=None, box_coder=None, outputs=None,
+                 activation='sigmoid', background_index=0, score_threshold=0.5,
+                 nms_iou_threshold=0.6, top_k=100, max_per_class=None, pre_nms_top_k=None,
+                 box_order='xyxy', normalized_boxes=True, class_offset=0, min_box_size=0.0):
+        self.layout = cfg.choice(layout, LAYOUTS, 'decoder.layout')
+        self.labels = [str(label) for label in (labels or [])]
+        self.outputs = dict(DEFAULT_OUTPUTS[self.layout], **(outputs or {}))
+        if self.layout == 'raw' and anchors is None:
+            raise ConfigError('decoder.anchors is required for layout raw')
+        self.anchors = None if anchors is None else np.asarray(anchors, dtype=np.float32)
+        self.box_coder = box_coder or CenterSizeBoxCoder()
+        self.activation = cfg.choice(activation, ACTIVATIONS, 'decoder.score.activation')
+        self.background_index = background_index
+        self.score_threshold = score_threshold
+        self.nms_iou_threshold = nms_iou_threshold
+        self.top_k = cfg.optional_positive_int(top_k, 'decoder.top_k')
+        self.max_per_class = cfg.optional_positive_int(max_per_class, 'decoder.max_per_class')
+        self.pre_nms_top_k = cfg.optional_positive_int(pre_nms_top_k, 'decoder.pre_nms_top_k')
+        self.box_order = cfg.choice(box_order, ('xyxy', 'yxyx'), 'decoder.box_order')
+        self.normalized_boxes = bool(normalized_boxes)
+        self.class_offset = cfg.number(class_offset, 'decoder.class_offset', integer=True)
+        self.min_box_size = cfg.number(min_box_size, 'decoder.min_box_size', low=0.0)
+
+    # Thresholds are plain attributes for the ROS node to change at run time, validated on set.
+    @property
+    def score_threshold(self):
+        """Minimum score a detection needs (0..1)."""
+        return self._score_threshold
+
+    @score_threshold.setter
+    def score_threshold(self, value):
+        self._score_threshold = cfg.probability(value, 'decoder.score_threshold')
+        self._logit_threshold = logit(self._score_threshold)
+
+    @property
+    def nms_iou_threshold(self):
+        """Overlap (IoU) above which a lower-scored box of its class is suppressed (0..1)."""
+        return self._nms_iou_threshold
+
+    @nms_iou_threshold.setter
+    def nms_iou_threshold(self, value):
+        self._nms_iou_threshold = cfg.probability(value, 'decoder.nms_iou_threshold')
+
+    @classmethod
+    def from_config(cls, mapping, labels=None, path='decoder'):
+        """Build from the YAML ``decoder:`` mapping; ConfigError names the offending key."""
+        cfg.check_mapping(mapping, path)
+        if mapping.get('type', 'ssd') != 'ssd':
+            raise ConfigError(f'{path}.type is {mapping.get("type")!r}; SsdDecoder needs ssd')
+        layout = cfg.choice(mapping.get('layout', 'raw'), LAYOUTS, f'{path}.layout')
+        cfg.reject_unknown_keys(mapping, COMMON_KEYS | LAYOUT_KEYS[layout], path)
+        outputs = {key: _output_name(mapping[key], f'{path}.{key}')
+                   for key in DEFAULT_OUTPUTS[layout] if key in mapping}
+        kwargs = dict(
+            labels=labels, layout=layout, outputs=outputs,
+            score_threshold=cfg.probability(mapping.get('score_threshold', 0.5),
+                                            f'{path}.score_threshold'),
+            nms_iou_threshold=cfg.probability(mapping.get('nms_iou_threshold', 0.6),
+                                              f'{path}.nms_iou_threshold'),
+            top_k=cfg.optional_positive_int(mapping.get('top_k', 100), f'{path}.top_k'),
+            max_per_class=cfg.optional_positive_int(mapping.get('max_per_class'),
+                                                    f'{path}.max_per_class'),
+            min_box_size=cfg.number(mapping.get('min_box_size', 0.0), f'{path}.min_box_size',
+                                    low=0.0))
+        if layout == 'raw':
+            kwargs.update(_raw_options(mapping, path))
+        else:
+            kwargs['normalized_boxes'] = bool(mapping.get('normalized_boxes', True))
+            kwargs['class_offset'] = cfg.number(mapping.get('class_offset', 0),
+                                                f'{path}.class_offset', integer=True)
+            if layout == 'efficient_nms':
+                kwargs['box_order'] = cfg.choice(mapping.get('box_order', 'xyxy'),
+                                                 ('xyxy', 'yxyx'), f'{path}.box_order')
+        return cls(**kwargs)
+
+    @property
+    def output_names(self):
+        """Names of the model outputs this decoder reads."""
+        return list(self.outputs.values())
+
+    def decode(self, outputs, geometries):
+        """Decode a batch: ``outputs`` maps output names to arrays (batch first).
+
+        ``geometries`` holds one FrameGeometry per frame; a static-batch engine may return more
+        batch entries than frames, the extra (padding) entries are ignored.
+        """
+        arrays = {key: _fetch(outputs, name) for key, name in self.outputs.items()}
+        batch = min(array.shape[0] for array in arrays.values())
+        if len(geometries) > batch:
+            raise BindingMismatchError(f'{len(geometries)} frames but the model outputs hold a '
+                                       f'batch of {batch}; check the engine batch size')
+        per_frame = {'raw': self._decode_raw, 'efficient_nms': self._decode_efficient_nms,
+                     'legacy_nms': self._decode_legacy_nms}[self.layout]
+        return [per_frame(arrays, index, geometry) for index, geometry in enumerate(geometries)]
+
+    # --- raw head outputs -------------------------------------------------------------------
+
+    def _decode_raw(self, arrays, index, geometry):
+        """Threshold, decode, NMS and map one frame of raw head outputs."""
+        codes = arrays['box_output'][index].reshape(-1, 4)
+        num_anchors = self.anchors.shape[0]
+        if codes.shape[0] != num_anchors:
+            raise BindingMismatchError(
+                f'box output {self.outputs["box_output"]!r} has {codes.shape[0]} boxes but the '
+                f'anchor configuration generates {num_anchors}; fix decoder.anchors')
+        raw_scores = arrays['score_output'][index].reshape(num_anchors, -1)
+        anchor_idx, columns, scores = self._candidates(raw_scores)
+        if self.pre_nms_top_k is not None and scores.size > self.pre_nms_top_k:
+            best = score_order(scores)[:self.pre_nms_top_k]
+            anchor_idx, columns, scores = anchor_idx[best], columns[best], scores[best]
+        boxes = self.box_coder.decode(codes[anchor_idx], self.anchors[anchor_idx])
+        keep = batched_nms(boxes, scores, columns, self._nms_iou_threshold,
+                           max_per_class=self.max_per_class, max_total=self.top_k)
+        class_ids = self._class_ids_from_columns(columns[keep], raw_scores.shape[1])
+        return self._finish(geometry.normalized_boxes_to_original(boxes[keep]), scores[keep],
+                            class_ids)
+
+    def _candidates(self, raw_scores):
+        """(anchor, column, score) triples of foreground scores at or above the threshold."""
+        background = self._background_column(raw_scores.shape[1])
+        if self.activation == 'sigmoid':
+            # Comparing logits avoids computing exp() for the ~all anchors below threshold.
+            hits = raw_scores >= self._logit_threshold
+            if background is not None:
+                hits[:, background] = False
+            anchor_idx, columns = np.nonzero(hits)
+            return anchor_idx, columns, sigmoid(raw_scores[anchor_idx, columns])
+        probs = softmax(raw_scores, axis=1) if self.activation == 'softmax' else raw_scores
+        hits = probs >= self._score_threshold
+        if background is not None:
+            hits[:, background] = False
+        anchor_idx, columns = np.nonzero(hits)
+        return anchor_idx, columns, probs[anchor_idx, columns].astype(np.float32)
+
+    def _background_column(self, num_columns):
+        """Return the background column index, validated against the score output width."""
+        if self.background_index is None:
+            return None
+        if not 0 <= self.background_index < num_columns:
+            raise BindingMismatchError(
+                f'decoder.score.background_index is {self.background_index} but the score output '
+                f'has {num_columns} columns; set it to a valid column or null')
+        return self.background_index
+
+    def _class_ids_from_columns(self, columns, num_columns):
+        """Map score columns to indices into the label list (which may omit the background)."""
+        if not self.labels or len(self.labels) >= num_columns:
+            return columns.astype(np.int64)
+        if self.background_index is not None and len(self.labels) == num_columns - 1:
+            return (columns - (columns > self.background_index)).astype(np.int64)
+        raise BindingMismatchError(
+            f'the score output has {num_columns} columns but {len(self.labels)} labels are '
+            f'configured; give {num_columns} labels (or {num_columns - 1} without background)')
+
+    # --- TensorRT NMS plugin outputs --------------------------------------------------------
+
+    def _decode_efficient_nms(self, arrays, index, geometry):
+        """Map one frame of EfficientNMS outputs."""
+        count = int(np.asarray(arrays['count_output'][index]).reshape(-1)[0])
+        boxes = arrays['box_output'][index].reshape(-1, 4)[:count].astype(np.float64)
+        scores = arrays['score_output'][index].reshape(-1)[:count].astype(np.float32)
+        classes = arrays['class_output'][index].reshape(-1)[:count]
+        if self.box_order == 'yxyx':
+            boxes = boxes[:, [1, 0, 3, 2]]
+        return self._finish_plugin(boxes, scores, classes, geometry)
+
+    def _decode_legacy_nms(self, arrays, index, geometry):
+        """Map one frame of the legacy NMS plugin's [1, K, 7] rows and keep count."""
+        rows = arrays['detection_output'][index].reshape(-1, 7)
+        count = int(np.asarray(arrays['count_output'][index]).reshape(-1)[0])
+        rows = rows[:count]
+        rows = rows[rows[:, 0] >= 0]  # image_id -1 marks padding rows
+        return self._finish_plugin(rows[:, 3:7].astype(np.float64), rows[:, 2].astype(np.float32),
+                                   rows[:, 1], geometry)
+
+    def _finish_plugin(self, boxes, scores, classes, geometry):
+        """Apply the run-time threshold and map plugin boxes to original pixels."""
+        selected = scores >= self._score_threshold
+        boxes, scores = boxes[selected], scores[selected]
+        class_ids = np.rint(classes[selected]).astype(np.int64) + self.class_offset
+        order = score_order(scores)
+        if self.top_k is not None:
+            order = order[:self.top_k]
+        boxes, scores, class_ids = boxes[order], scores[order], class_ids[order]
+        if self.normalized_boxes:
+            mapped = geometry.normalized_boxes_to_original(boxes)
+        else:
+            mapped = geometry.boxes_to_original(boxes)
+        return self._finish(mapped, scores, class_ids)
+
+    # --- shared -----------------------------------------------------------------------------
+
+    def _finish(self, boxes, scores, class_ids):
+        """Drop boxes that clipping left (nearly) empty and attach label names."""
+        size = self.min_box_size
+        valid = ((boxes[:, 2] - boxes[:, 0]) > size) & ((boxes[:, 3] - boxes[:, 1]) > size)
+        boxes, scores, class_ids = boxes[valid], scores[valid], class_ids[valid]
+        return Detections(boxes.astype(np.float32), scores.astype(np.float32),
+                          class_ids.astype(np.int64), [self.label(c) for c in class_ids])
+
+    def label(self, class_id):
+        """Name of a class id, or ``class_<id>`` when the label list does not cover it."""
+        if 0 <= class_id < len(self.labels):
+            return self.labels[class_id]
+        return f'class_{int(class_id)}'
+
+
+def _raw_options(mapping, path):
+    """Collect the constructor arguments specific to the raw layout."""
+    score = mapping.get('score') or {}
+    cfg.check_mapping(score, f'{path}.score')
+    cfg.reject_unknown_keys(score, {'activation', 'background_index'}, f'{path}.score')
+    background = score.get('background_index', 0)
+    if background is not None:
+        background = cfg.number(background, f'{path}.score.background_index', low=0,
+                                integer=True)
+    return dict(
+        anchors=anchors_from_config(cfg.required(mapping, 'anchors', path), f'{path}.anchors'),
+        box_coder=CenterSizeBoxCoder.from_config(mapping.get('box_coder'), f'{path}.box_coder'),
+        activation=cfg.choice(score.get('activation', 'sigmoid'), ACTIVATIONS,
+                              f'{path}.score.activation'),
+        background_index=background,
+        pre_nms_top_k=cfg.optional_positive_int(mapping.get('pre_nms_top_k'),
+                                                f'{path}.pre_nms_top_k'))
+
+
+def _output_name(value, path):
+    """Validate an output tensor name."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f'{path} must be a non-empty output name, got {value!r}')
+    return value
+
+
+def _fetch(outputs, name):
+    """Look up one output array by name with an error that lists what the model produced."""
+    try:
+        return np.asarray(outputs[name])
+    except KeyError:
+        raise BindingMismatchError(
+            f'model output {name!r} is missing; the model produced {sorted(outputs)}. '
+            'Fix the output names in the decoder configuration') from None
