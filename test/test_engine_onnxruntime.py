@@ -147,7 +147,7 @@ def test_cuda_provider_list_has_device_stream_and_cpu_fallback():
     providers = execution_providers(('cuda',), 1, ['CUDAExecutionProvider',
                                                    'CPUExecutionProvider'], user_stream=1234)
     assert providers == [('CUDAExecutionProvider',
-                          {'device_id': '1', 'user_compute_stream': '1234'}),
+                          {'device_id': '1', 'use_tf32': '0', 'user_compute_stream': '1234'}),
                          'CPUExecutionProvider']
     assert execution_providers(('cpu',), 0, ['CPUExecutionProvider']) == ['CPUExecutionProvider']
 

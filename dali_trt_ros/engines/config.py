@@ -75,6 +75,9 @@ class EngineConfig:
     outputs: tuple = ()
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     cpu_threads: int = 0
+    # TF32 (Ampere and newer, Orin included) speeds up fp32 convolutions but rounds their inputs
+    # to 10 mantissa bits; off by default so CUDA results match the CPU within a tight tolerance.
+    cuda_tf32: bool = False
 
     @classmethod
     def from_dict(cls, data):
@@ -106,6 +109,7 @@ class EngineConfig:
             'outputs': _tensor_specs(data, 'outputs'),
             'calibration': _calibration(data.get('calibration')),
             'cpu_threads': _int(data, 'cpu_threads', 0, minimum=0),
+            'cuda_tf32': _bool(data, 'cuda_tf32', False),
         }
         return cls(**values)
 

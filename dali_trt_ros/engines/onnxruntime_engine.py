@@ -41,7 +41,7 @@ def _tensor_infos(node_args):
             for arg in node_args]
 
 
-def execution_providers(providers, device_id, available, user_stream=None):
+def execution_providers(providers, device_id, available, user_stream=None, tf32=False):
     """Return the ONNX Runtime provider list for configured providers ('cpu'/'cuda').
 
     Raises ConfigError if CUDA is asked for but this onnxruntime build lacks it.
@@ -53,7 +53,7 @@ def execution_providers(providers, device_id, available, user_stream=None):
                 raise ConfigError(
                     'providers: cuda requested but this onnxruntime has only '
                     f'{available}; install onnxruntime-gpu matching your CUDA, or use cpu')
-            options = {'device_id': str(device_id)}
+            options = {'device_id': str(device_id), 'use_tf32': '1' if tf32 else '0'}
             if user_stream:
                 # has_user_compute_stream is implied by user_compute_stream (ORT >= 1.17).
                 options['user_compute_stream'] = str(user_stream)
@@ -89,7 +89,8 @@ class OnnxRuntimeEngine(Engine):
             if config.cpu_threads:
                 session_options.intra_op_num_threads = config.cpu_threads
         providers = execution_providers(config.providers, config.device_id,
-                                        ort.get_available_providers(), self._create_stream())
+                                        ort.get_available_providers(), self._create_stream(),
+                                        tf32=config.cuda_tf32)
         try:
             self._session = ort.InferenceSession(config.model, session_options,
                                                  providers=providers)
