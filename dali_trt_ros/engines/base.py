@@ -168,6 +168,11 @@ class Engine(abc.ABC):
         output stays valid until the next run of this engine.
         """
 
+    @property
+    def accepts_device_input(self):
+        """Whether run() takes DeviceBuffers (GPU memory) as inputs without a host copy."""
+        return False
+
     def close(self):
         """Release the backend's resources; the engine cannot run afterwards."""
 

@@ -147,6 +147,11 @@ class OnnxRuntimeEngine(Engine):
         """Return the model outputs."""
         return list(self._outputs)
 
+    @property
+    def accepts_device_input(self):
+        """Return True on the CUDA provider, where DeviceBuffers are bound by address."""
+        return self._on_cuda
+
     def run(self, feeds, outputs_on_device=False):
         """Run the model once; see Engine.run."""
         if self._session is None:

@@ -327,6 +327,11 @@ class TensorRTEngine(Engine):
                              'the optimization profile the engine was built with')
         self._context.set_tensor_address(name, pointer)
 
+    @property
+    def accepts_device_input(self):
+        """Return True: TensorRT binds every tensor by device address."""
+        return True
+
     def run(self, feeds, outputs_on_device=False):
         """Run once on the engine's stream; see Engine.run."""
         if self._context is None:

@@ -1,0 +1,144 @@
+"""The ROS-free perception chain: one decode feeds several models, run at the same time.
+
+    frames -> preprocessor (one decode, one resized/normalized tensor per model)
+           -> engines, one thread each (their own CUDA streams: GPU and DLA overlap)
+           -> decoders (boxes and masks in original-image pixels)
+
+The ROS node is a thin layer over :class:`PerceptionPipeline`; tests and tools use it directly.
+"""
+
+import concurrent.futures
+import dataclasses
+import logging
+
+import numpy as np
+
+from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
+from dali_trt_ros.engines import device_buffer_from_dali, load_engine
+from dali_trt_ros.errors import ConfigError, FrameError
+from dali_trt_ros.models import load_model_description
+from dali_trt_ros.preprocess import create_preprocessor, InputSpec, PreprocessSpec
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ModelRunner:
+    """One model: its description, engine and decoder."""
+
+    description: object
+    engine: object
+    decoder: object
+
+    @property
+    def name(self):
+        """Model name, also the key of its preprocessed tensor."""
+        return self.description.name
+
+    @property
+    def is_segmentation(self):
+        """Whether the decoder produces masks rather than boxes."""
+        return isinstance(self.decoder, SegmentationDecoder)
+
+
+@dataclasses.dataclass
+class FrameResult:
+    """What the models made of one input frame (or why the frame was rejected)."""
+
+    index: int
+    detections: dict = dataclasses.field(default_factory=dict)     # model -> Detections
+    segmentations: dict = dataclasses.field(default_factory=dict)  # model -> SegmentationResult
+    error: FrameError = None
+
+
+def engine_config_for(description, backend, providers, device_id, overrides=None):
+    """Engine configuration for a described model; `overrides` may set any engine key."""
+    config = {'model': str(description.onnx_path), 'backend': backend, 'device_id': device_id,
+              'inputs': [{'name': description.input['name']}],
+              'outputs': [{'name': name} for name in description.outputs]}
+    if backend == 'onnxruntime':
+        config['providers'] = list(providers)
+    config.update(overrides or {})
+    return config
+
+
+class PerceptionPipeline:
+    """Preprocess once, run every model concurrently, decode to original pixels."""
+
+    def __init__(self, runners, preprocessor):
+        if not runners:
+            raise ConfigError('models: at least one model is needed')
+        self.runners = list(runners)
+        self.preprocessor = preprocessor
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=len(self.runners), thread_name_prefix='engine')
+
+    @classmethod
+    def from_models(cls, model_names, backend='onnxruntime', providers=('cpu',), device='auto',
+                    device_id=0, max_batch=1, cache_dir=None, engine_overrides=None,
+                    cpu_backend=None):
+        """Build the chain for model descriptions (names in config/models or YAML paths)."""
+        descriptions = [load_model_description(name, cache_dir=cache_dir) for name in model_names]
+        names = [d.name for d in descriptions]
+        if len(set(names)) != len(names):
+            raise ConfigError(f'models: each model may appear once, got {names}')
+        specs = []
+        for description in descriptions:
+            # Tensors are keyed by model name so two models may share an input tensor name.
+            specs.append(InputSpec.from_dict(dict(description.input, name=description.name)))
+        if 'cuda' not in providers and backend == 'onnxruntime' and device == 'auto':
+            device = 'cpu'  # no point decoding on the GPU to copy every tensor back for CPU
+        preprocessor = create_preprocessor(
+            PreprocessSpec(tuple(specs), max_batch=max_batch, device=device),
+            device_id=device_id, cpu_backend=cpu_backend)
+        overrides = engine_overrides or {}
+        runners = []
+        for description in descriptions:
+            engine = load_engine(engine_config_for(description, backend, providers, device_id,
+                                                   overrides.get(description.name)))
+            decoder = decoder_from_config(description.decoder, description.labels)
+            runners.append(ModelRunner(description, engine, decoder))
+        return cls(runners, preprocessor)
+
+    def process(self, frames):
+        """Return one FrameResult per input frame, in order; bad frames carry their error."""
+        pre = self.preprocessor.run(frames)
+        results = [FrameResult(index=i) for i in range(len(frames))]
+        for index, error in pre.errors.items():
+            results[index].error = error
+        if not pre.frame_indices:
+            return results
+        futures = [self._pool.submit(self._run_model, runner, pre) for runner in self.runners]
+        for runner, future in zip(self.runners, futures):
+            decoded = future.result()
+            for frame_index, item in zip(pre.frame_indices, decoded):
+                target = (results[frame_index].segmentations if runner.is_segmentation
+                          else results[frame_index].detections)
+                target[runner.name] = item
+        return results
+
+    def _run_model(self, runner, pre):
+        """Run one model over the good frames of a batch and decode its outputs."""
+        name = runner.name
+        input_name = runner.description.input['name']
+        host = pre.tensors[name]
+        batch = host.shape[0]
+        model_batch = runner.engine.inputs[0].shape[0] if runner.engine.inputs else None
+        device = (pre.device_tensors or {}).get(name)
+        if model_batch in (batch, -1, None) or isinstance(model_batch, str):
+            feed = host
+            if device is not None and getattr(runner.engine, 'accepts_device_input', False):
+                feed = device_buffer_from_dali(device)  # zero copy: DALI's GPU memory in
+            outputs = runner.engine.run({input_name: feed})
+        else:
+            # A model built for batch 1: run it frame by frame and stack the outputs.
+            per_frame = [runner.engine.run({input_name: host[i:i + 1]}) for i in range(batch)]
+            outputs = {key: np.concatenate([out[key] for out in per_frame])
+                       for key in per_frame[0]}
+        return runner.decoder.decode(outputs, pre.geometries[name])
+
+    def close(self):
+        """Stop the worker threads and release the engines."""
+        self._pool.shutdown(wait=True)
+        for runner in self.runners:
+            runner.engine.close()
