@@ -30,10 +30,28 @@ def frames_for(photo):
             EncodedFrame(jpeg.tobytes(), 'jpeg')]
 
 
-@pytest.fixture(scope='module', params=['opencv', 'dali'])
+def _gpu_reason():
+    import onnxruntime
+
+    from dali_trt_ros.preprocess import detect_dali_mode
+    if 'CUDAExecutionProvider' not in onnxruntime.get_available_providers():
+        return 'this onnxruntime has no CUDA provider (GPU machine only)'
+    mode, why = detect_dali_mode(0)
+    return None if mode in ('gpu', 'gpu-cpudecode') else f'no DALI GPU mode: {why}'
+
+
+@pytest.fixture(scope='module', params=['opencv', 'dali', 'gpu'])
 def pipeline(request):
-    chain = PerceptionPipeline.from_models([SSD, SELFIE, DEEPLAB], device='cpu',
-                                           cpu_backend=request.param, max_batch=2)
+    if request.param == 'gpu':
+        reason = _gpu_reason()
+        if reason:
+            pytest.skip(reason)
+        # DALI on the GPU feeding ONNX Runtime CUDA by device pointer (zero copy).
+        chain = PerceptionPipeline.from_models([SSD, SELFIE, DEEPLAB], device='gpu',
+                                               providers=('cuda',), max_batch=2)
+    else:
+        chain = PerceptionPipeline.from_models([SSD, SELFIE, DEEPLAB], device='cpu',
+                                               cpu_backend=request.param, max_batch=2)
     yield chain
     chain.close()
 

@@ -149,3 +149,52 @@ def test_invalid_parameter_is_named_and_exits_2():
     out, _ = proc.communicate(timeout=60.0)
     assert proc.returncode == 2, out
     assert "'input_transport'" in out and 'h264' in out
+
+
+def test_models_over_dds_with_masks_overlay_and_runtime_threshold(tester):
+    from rcl_interfaces.msg import Parameter as ParameterMsg, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+    from skimage import data
+
+    proc = start_node('dali_trt_ros.nodes.perception_node', '-p', 'input_transport:=compressed',
+                      '-p', 'qos_reliability:=reliable',
+                      '-p', 'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]',
+                      name='perception_test_models')
+    try:
+        h = Harness(tester, proc, CompressedImage, 'image/compressed')
+        masks, overlays = [], []
+        tester.create_subscription(Image, 'segmentation', masks.append, 10)
+        tester.create_subscription(Image, 'overlay', overlays.append, 10)
+        h.wait_for_discovery()
+        assert spin_until(tester, lambda: tester.count_publishers('overlay') >= 1, 10.0, proc)
+        ok, jpeg = cv2.imencode('.jpg', data.astronaut()[:, :, ::-1])
+        msg = CompressedImage(format='jpeg', data=jpeg.tobytes())
+        msg.header.stamp.sec, msg.header.frame_id = 11, 'cam_front'
+        out = h.send_and_wait(msg)
+        assert out.header.frame_id == 'cam_front' and out.header.stamp.sec == 11
+        det = out.detections[0]
+        assert det.results[0].hypothesis.class_id == 'Person'
+        assert det.header.stamp.sec == 11
+        # Center and size of the golden astronaut box (15.8, 14.6, 363.7, 509.7), in pixels.
+        assert abs(det.bbox.center.position.x - 189.7) < 10 and abs(det.bbox.size_y - 495) < 15
+        assert spin_until(tester, lambda: masks and overlays, REPLY_TIMEOUT, proc)
+        mask = masks[-1]
+        assert (mask.width, mask.height, mask.encoding) == (512, 512, 'mono8')
+        assert mask.header.stamp.sec == 11 and mask.header.frame_id == 'cam_front'
+        person = np.frombuffer(mask.data, np.uint8).mean()
+        assert 0.52 <= person <= 0.57  # class 1 = person, as in test/golden/photos.json
+        assert overlays[-1].encoding == 'rgb8' and overlays[-1].header.stamp.sec == 11
+
+        # Raise the score threshold at run time: the same frame now yields no detections.
+        client = tester.create_client(SetParameters, '/perception_test_models/set_parameters')
+        assert client.wait_for_service(timeout_sec=REPLY_TIMEOUT)
+        value = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.95)
+        future = client.call_async(SetParameters.Request(
+            parameters=[ParameterMsg(name='score_threshold', value=value)]))
+        assert spin_until(tester, future.done, REPLY_TIMEOUT, proc)
+        assert future.result().results[0].successful
+        msg.header.stamp.sec = 12
+        assert list(h.send_and_wait(msg).detections) == []
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0, out

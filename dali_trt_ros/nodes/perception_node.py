@@ -1,4 +1,7 @@
-"""perception_node: camera frames in, vision_msgs detections and diagnostics out.
+"""perception_node: camera frames in; detections, masks, overlays and diagnostics out.
+
+With ``models`` empty the node only validates frames (and still answers with empty detections);
+with models it runs the PerceptionPipeline: one decode, every model concurrently.
 
 Threading: the subscription callback only hands the message to a one-deep mailbox
 (LatestFrameSlot) and returns, so DDS is always drained; a worker thread processes the newest
@@ -12,9 +15,11 @@ import time
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
@@ -42,6 +47,12 @@ def _integer(node, name, default, low, high, description, read_only=True):
     return node.declare_parameter(name, default, descriptor).value
 
 
+def _string_array(node, name, description):
+    descriptor = ParameterDescriptor(description=description, read_only=True)
+    value = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor).value
+    return list(value or [])
+
+
 def _double(node, name, default, low, high, description, read_only=False):
     descriptor = ParameterDescriptor(
         description=description, read_only=read_only,
@@ -67,6 +78,13 @@ class PerceptionNode(Node):
             'hardware_id', 'camera', ParameterDescriptor(
                 description='hardware_id reported in diagnostics.', read_only=True)).value
 
+        self.pipeline = self._create_pipeline()
+        self.publish_overlay = self.declare_parameter(
+            'publish_overlay', True, ParameterDescriptor(
+                description='Publish "overlay" (boxes and mask over the frame) when someone '
+                            'subscribes.')).value
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
         self.stats = FrameStats()
         self._slot = LatestFrameSlot(self.stats)
         qos = QoSProfile(depth=depth, reliability=(
@@ -75,6 +93,8 @@ class PerceptionNode(Node):
         msg_type, topic = ((Image, 'image') if self.transport == 'raw'
                            else (CompressedImage, 'image/compressed'))
         self.detections_pub = self.create_publisher(Detection2DArray, 'detections', 10)
+        self.mask_pub = self.create_publisher(Image, 'segmentation', 10)
+        self.overlay_pub = self.create_publisher(Image, 'overlay', 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.image_sub = self.create_subscription(msg_type, topic, self._on_image, qos)
         self.create_timer(period, self._publish_diagnostics)
@@ -83,6 +103,67 @@ class PerceptionNode(Node):
         self.get_logger().info(
             f'listening on {self.image_sub.topic_name} ({msg_type.__name__}, {reliability}, '
             f'depth {depth}); publishing {self.detections_pub.topic_name}')
+
+    def _create_pipeline(self):
+        """Declare the model parameters and build the chain (None: validate frames only)."""
+        models = _string_array(self, 'models', 'Model descriptions (names in '
+                               'config/models or YAML paths); empty: validate frames only.')
+        backend = _choice(self, 'backend', 'onnxruntime', ('onnxruntime', 'tensorrt'),
+                          'Inference backend.')
+        providers = _string_array(self, 'providers', 'ONNX Runtime providers: cpu, cuda.')
+        device = _choice(self, 'preprocess_device', 'auto', ('auto', 'gpu', 'cpu'),
+                         'Where to decode/resize: auto picks the GPU when DALI can use it.')
+        device_id = _integer(self, 'device_id', 0, 0, 15, 'CUDA device.')
+        engines_file = self.declare_parameter('engine_config_file', '', ParameterDescriptor(
+            description='YAML mapping model name -> engine settings (precision, dla_core, '
+                        'engine_cache_dir, ...).', read_only=True)).value
+        self._thresholds = {
+            'score_threshold': _double(self, 'score_threshold', 0.4, 0.0, 1.0,
+                                       'Minimum detection score (run-time adjustable).'),
+            'nms_iou_threshold': _double(self, 'nms_iou_threshold', 0.5, 0.0, 1.0,
+                                         'NMS IoU threshold (run-time adjustable).'),
+            'mask_threshold': _double(self, 'mask_threshold', 0.5, 0.0, 1.0,
+                                      'Probability threshold of single-channel masks.'),
+        }
+        if not models:
+            return None
+        from dali_trt_ros.perception import PerceptionPipeline
+        overrides = {}
+        if engines_file:
+            import yaml
+            try:
+                with open(engines_file) as stream:
+                    overrides = yaml.safe_load(stream) or {}
+            except OSError as error:
+                raise ConfigError(f"parameter 'engine_config_file': {error}") from None
+        pipeline = PerceptionPipeline.from_models(
+            models, backend=backend, providers=tuple(providers or ['cpu']), device=device,
+            device_id=device_id, engine_overrides=overrides)
+        for name, value in self._thresholds.items():
+            self._apply_threshold(pipeline, name, value)
+        self.get_logger().info(
+            f'models: {", ".join(r.name for r in pipeline.runners)} on {backend} '
+            f'{providers or ["cpu"]}; preprocessing: {pipeline.preprocessor.backend}')
+        return pipeline
+
+    @staticmethod
+    def _apply_threshold(pipeline, name, value):
+        attribute = 'threshold' if name == 'mask_threshold' else name
+        for runner in pipeline.runners:
+            if runner.is_segmentation == (name == 'mask_threshold') and hasattr(
+                    type(runner.decoder), attribute):
+                setattr(runner.decoder, attribute, value)
+
+    def _on_set_parameters(self, params):
+        for param in params:
+            if param.name in self._thresholds:
+                if not 0.0 <= param.value <= 1.0:
+                    return SetParametersResult(
+                        successful=False, reason=f'{param.name} must be within 0..1')
+                self._thresholds[param.name] = param.value
+                if self.pipeline is not None:
+                    self._apply_threshold(self.pipeline, param.name, param.value)
+        return SetParametersResult(successful=True)
 
     def _on_image(self, msg):
         self.stats.on_received()
@@ -113,12 +194,24 @@ class PerceptionNode(Node):
         self.stats.on_processed(time.monotonic() - arrived)
 
     def process_frame(self, msg):
-        """Validate the frame and return detections (none yet: models arrive with later work)."""
-        if self.transport == 'raw':
-            ros_io.image_msg_view(msg)
-        else:
-            ros_io.compressed_msg_bytes(msg)
-        return None
+        """Run the models on one frame, publish masks/overlay, return its detections."""
+        from dali_trt_ros.preprocess.inputs import frame_from_message, prepare_frame
+        frame = frame_from_message(msg)
+        if self.pipeline is None:
+            prepare_frame(frame)  # validation only: raises a typed FrameError
+            return None
+        [result] = self.pipeline.process([frame])
+        if result.error is not None:
+            raise result.error
+        detections = next(iter(result.detections.values()), None)
+        segmentation = next(iter(result.segmentations.values()), None)
+        if segmentation is not None:
+            self.mask_pub.publish(ros_io.mono8_msg(msg.header, segmentation.label_map))
+        if self.publish_overlay and self.overlay_pub.get_subscription_count() > 0:
+            rgb = ros_io.frame_rgb(prepare_frame(frame))
+            self.overlay_pub.publish(ros_io.rgb8_msg(
+                msg.header, ros_io.render_overlay(rgb, detections, segmentation)))
+        return detections
 
     def _publish_diagnostics(self):
         snap = self.stats.snapshot()

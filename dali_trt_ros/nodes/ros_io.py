@@ -2,39 +2,44 @@
 
 import numpy as np
 
-from dali_trt_ros.errors import UnsupportedEncodingError
-from dali_trt_ros.frames import raw_frame_view
 
-# CompressedImage.format is free text: 'jpeg', 'png', or image_transport's
-# 'rgb8; jpeg compressed bgr8'. The codec is the word after the last ';' or the whole string.
-_CODECS = {'jpeg': 'jpeg', 'jpg': 'jpeg', 'png': 'png'}
-_MAGIC = {'jpeg': b'\xff\xd8', 'png': b'\x89PNG'}
-
-
-def image_msg_view(msg):
-    """Return the (H, W, C) uint8 view of a sensor_msgs/Image without copying pixels."""
-    if msg.is_bigendian and msg.encoding not in ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'):
-        raise UnsupportedEncodingError(f'big-endian {msg.encoding!r} images are not supported')
-    return raw_frame_view(msg.data, msg.height, msg.width, msg.encoding, msg.step)
+def _image_msg(header, array, encoding):
+    from sensor_msgs.msg import Image
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    msg = Image(header=header, height=array.shape[0], width=array.shape[1], encoding=encoding,
+                step=array.shape[1] * channels)
+    msg.data = np.ascontiguousarray(array).tobytes()  # bytes: assigning ndarrays is slow
+    return msg
 
 
-def compressed_codec(format_field, data=b''):
-    """Name the codec ('jpeg' or 'png') of a CompressedImage from its format and magic bytes."""
-    words = format_field.lower().replace(';', ' ').split()
-    named = [_CODECS[w] for w in words if w in _CODECS]
-    sniffed = next((c for c, magic in _MAGIC.items() if bytes(data[:len(magic)]) == magic), None)
-    codec = sniffed or (named[-1] if named else None)
-    if codec is None:
-        raise UnsupportedEncodingError(
-            f'CompressedImage format {format_field!r} is not jpeg or png and the data does not '
-            f'start with a JPEG or PNG signature; republish as jpeg/png or as a raw Image')
-    return codec
+def mono8_msg(header, label_map):
+    """Build a mono8 sensor_msgs/Image of a class-id map (original-image size), with the header."""
+    return _image_msg(header, label_map.astype(np.uint8, copy=False), 'mono8')
 
 
-def compressed_msg_bytes(msg):
-    """Return (uint8 view of the encoded bytes, codec) of a sensor_msgs/CompressedImage."""
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    return data, compressed_codec(msg.format, data[:8].tobytes())
+def rgb8_msg(header, rgb):
+    """Build an rgb8 sensor_msgs/Image with the header."""
+    return _image_msg(header, rgb, 'rgb8')
+
+
+def frame_rgb(prepared):
+    """Original-size RGB pixels of a validated frame (decodes JPEG/PNG on the CPU)."""
+    if prepared.kind == 'raw':
+        return prepared.payload
+    import cv2
+    bgr = cv2.imdecode(prepared.payload, cv2.IMREAD_COLOR)
+    return bgr[:, :, ::-1]
+
+
+def render_overlay(rgb, detections, segmentation):
+    """Boxes and a translucent class mask over the frame, for rviz."""
+    from dali_trt_ros.decoders.drawing import draw_detections, overlay, voc_palette
+    image = rgb
+    if segmentation is not None:
+        image = overlay(image, segmentation.label_map, voc_palette())
+    if detections is not None:
+        image = draw_detections(image, detections)
+    return image
 
 
 def detections_msg(header, detections, message_types):
