@@ -1,8 +1,9 @@
-"""demo: run perception_node on real photos over DDS and print what comes back.
+"""demo: run perception_node with real models on real photos over DDS and print the results.
 
-Starts the node as its own process (as `ros2 launch` would), publishes photos shipped with
-scikit-image as sensor_msgs/Image and as JPEG sensor_msgs/CompressedImage, and prints the
-detections and the node's diagnostics. Usable as `ros2 run dali_trt_ros demo`.
+Starts the node as its own process (as `ros2 launch` would) with the SSD detector (OpenImages
+v4) and the person segmenter, publishes photos shipped with scikit-image as sensor_msgs/Image
+and as JPEG sensor_msgs/CompressedImage, and prints the detections, the person-mask fraction
+and the node's diagnostics. Usable as `ros2 run dali_trt_ros demo` (models: prepare_models).
 """
 
 import argparse
@@ -51,7 +52,7 @@ def _spin_until(node, condition, timeout):
     return condition()
 
 
-def run_transport(transport, photos, timeout):
+def run_transport(transport, photos, timeout, models):
     """Start a node for one input transport, feed it the photos, print its answers."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -63,16 +64,18 @@ def run_transport(transport, photos, timeout):
     proc = subprocess.Popen(
         [sys.executable, '-m', 'dali_trt_ros.nodes.perception_node', '--ros-args',
          '-r', f'__node:={name}', '-p', f'input_transport:={transport}',
-         '-p', 'qos_reliability:=reliable', '-p', 'diagnostics_period_s:=0.25'],
+         '-p', 'qos_reliability:=reliable', '-p', 'diagnostics_period_s:=0.25',
+         '-p', f'models:=[{", ".join(models)}]'],
         env=dict(os.environ, PYTHONUNBUFFERED='1'))
     node = rclpy.create_node(f'demo_client_{transport}')
-    replies, diagnostics = [], []
+    replies, diagnostics, masks = [], [], []
     msg_type, topic, build = ((Image, 'image', image_msg) if transport == 'raw'
                               else (CompressedImage, 'image/compressed', compressed_msg))
     pub = node.create_publisher(msg_type, topic,
                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     node.create_subscription(Detection2DArray, 'detections', replies.append, 10)
     node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
+    node.create_subscription(Image, 'segmentation', masks.append, 10)
     try:
         if not _spin_until(node, lambda: pub.get_subscription_count() > 0
                            and node.count_publishers('detections') > 0, timeout):
@@ -89,6 +92,10 @@ def run_transport(transport, photos, timeout):
             print(f'[{transport}] {photo:10s} {rgb.shape[1]}x{rgb.shape[0]} -> '
                   f'{len(out.detections)} detections, header {out.header.frame_id} '
                   f't={out.header.stamp.sec}, round trip {1e3 * (time.monotonic() - sent):.1f} ms')
+            if _spin_until(node, lambda: masks and masks[-1].header == out.header, 2.0):
+                person = np.frombuffer(masks[-1].data, np.uint8).mean()
+                print(f'    person mask: {100 * person:.1f} % of the frame '
+                      f'({masks[-1].width}x{masks[-1].height} mono8)')
             for det in out.detections:
                 hyp = det.results[0].hypothesis
                 box = det.bbox
@@ -118,13 +125,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--timeout', type=float, default=30.0,
                         help='seconds to wait for discovery and for each answer')
+    parser.add_argument('--models', default='ssd_mobilenetv2_oidv4,selfie_segmentation',
+                        help='comma list of model descriptions (config/models)')
     args = parser.parse_args(argv)
     import rclpy
     rclpy.init()
     try:
         photos = load_photos()
-        ok = all([run_transport('raw', photos, args.timeout),
-                  run_transport('compressed', photos, args.timeout)])
+        models = [m for m in args.models.split(',') if m]
+        ok = all([run_transport('raw', photos, args.timeout, models),
+                  run_transport('compressed', photos, args.timeout, models)])
     finally:
         rclpy.try_shutdown()
     return 0 if ok else 1
