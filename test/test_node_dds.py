@@ -198,3 +198,11 @@ def test_models_over_dds_with_masks_overlay_and_runtime_threshold(tester):
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
+
+
+def test_unknown_model_is_a_clear_start_error():
+    proc = start_node('dali_trt_ros.nodes.perception_node', '-p', 'models:=[no_such_model]',
+                      name='perception_bad_model')
+    out, _ = proc.communicate(timeout=60.0)
+    assert proc.returncode == 2, out
+    assert 'no_such_model' in out and 'known models' in out and 'Traceback' not in out

@@ -238,13 +238,13 @@ class PerceptionNode(Node):
 
 
 def main(args=None):
-    """Run the node until Ctrl-C or shutdown; exit 2 on invalid parameters."""
+    """Run the node until Ctrl-C or shutdown; exit 2 on invalid parameters or models."""
     rclpy.init(args=args)
     node = None
     try:
         node = PerceptionNode()
         rclpy.spin(node)
-    except ConfigError as error:
+    except PerceptionError as error:  # ConfigError, ModelError: the message says what to do
         print(f'perception_node: {error}', file=sys.stderr)
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
