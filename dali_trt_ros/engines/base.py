@@ -150,15 +150,19 @@ class Engine(abc.ABC):
     Use it as a context manager, or call :meth:`close` to free its device memory and streams.
     """
 
-    @property
-    @abc.abstractmethod
-    def inputs(self):
-        """Return the input tensors as a list of TensorInfo."""
+    # Backends fill these lists (of TensorInfo) when they load the model.
+    _inputs = ()
+    _outputs = ()
 
     @property
-    @abc.abstractmethod
+    def inputs(self):
+        """Return the input tensors as a list of TensorInfo."""
+        return list(self._inputs)
+
+    @property
     def outputs(self):
         """Return the output tensors as a list of TensorInfo."""
+        return list(self._outputs)
 
     @abc.abstractmethod
     def run(self, feeds, outputs_on_device=False):

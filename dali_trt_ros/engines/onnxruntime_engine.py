@@ -138,16 +138,6 @@ class OnnxRuntimeEngine(Engine):
         return self._session.get_providers()
 
     @property
-    def inputs(self):
-        """Return the model inputs."""
-        return list(self._inputs)
-
-    @property
-    def outputs(self):
-        """Return the model outputs."""
-        return list(self._outputs)
-
-    @property
     def accepts_device_input(self):
         """Return True on the CUDA provider, where DeviceBuffers are bound by address."""
         return self._on_cuda

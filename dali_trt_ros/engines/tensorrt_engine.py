@@ -288,16 +288,6 @@ class TensorRTEngine(Engine):
         self._event = cuda.event_create()
         self._buffers = {}  # name -> (pointer, capacity in bytes)
 
-    @property
-    def inputs(self):
-        """Return the engine inputs."""
-        return list(self._inputs)
-
-    @property
-    def outputs(self):
-        """Return the engine outputs."""
-        return list(self._outputs)
-
     def _buffer(self, name, nbytes):
         pointer, capacity = self._buffers.get(name, (None, 0))
         if nbytes > capacity:
