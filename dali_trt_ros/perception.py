@@ -15,6 +15,7 @@ import numpy as np
 
 from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
 from dali_trt_ros.engines import device_buffer_from_dali, load_engine
+from dali_trt_ros.engines.base import is_dynamic_dim
 from dali_trt_ros.errors import ConfigError, FrameError
 from dali_trt_ros.models import load_model_description
 from dali_trt_ros.preprocess import create_preprocessor, InputSpec, PreprocessSpec
@@ -125,7 +126,7 @@ class PerceptionPipeline:
         batch = host.shape[0]
         model_batch = runner.engine.inputs[0].shape[0] if runner.engine.inputs else None
         device = (pre.device_tensors or {}).get(name)
-        if model_batch in (batch, -1, None) or isinstance(model_batch, str):
+        if model_batch == batch or is_dynamic_dim(model_batch):
             feed = host
             if device is not None and getattr(runner.engine, 'accepts_device_input', False):
                 feed = device_buffer_from_dali(device)  # zero copy: DALI's GPU memory in

@@ -193,6 +193,12 @@ def test_models_over_dds_with_masks_overlay_and_runtime_threshold(tester):
             parameters=[ParameterMsg(name='score_threshold', value=value)]))
         assert spin_until(tester, future.done, REPLY_TIMEOUT, proc)
         assert future.result().results[0].successful
+        # Out of range is refused (the parameter descriptor's 0..1 range).
+        too_high = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=1.5)
+        future = client.call_async(SetParameters.Request(
+            parameters=[ParameterMsg(name='score_threshold', value=too_high)]))
+        assert spin_until(tester, future.done, REPLY_TIMEOUT, proc)
+        assert not future.result().results[0].successful
         msg.header.stamp.sec = 12
         assert list(h.send_and_wait(msg).detections) == []
     finally:

@@ -156,10 +156,8 @@ class PerceptionNode(Node):
 
     def _on_set_parameters(self, params):
         for param in params:
+            # The descriptors' 0..1 ranges are enforced by rclpy before this callback runs.
             if param.name in self._thresholds:
-                if not 0.0 <= param.value <= 1.0:
-                    return SetParametersResult(
-                        successful=False, reason=f'{param.name} must be within 0..1')
                 self._thresholds[param.name] = param.value
                 if self.pipeline is not None:
                     self._apply_threshold(self.pipeline, param.name, param.value)
