@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from dali_trt_ros import validation
 from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
 from dali_trt_ros.engines import device_buffer_from_dali, load_engine
 from dali_trt_ros.engines.base import is_dynamic_dim
@@ -24,7 +25,7 @@ LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
-class ModelRunner:
+class PipelineModel:
     """One model: its description, engine and decoder."""
 
     description: object
@@ -66,13 +67,13 @@ def engine_config_for(description, backend, providers, device_id, overrides=None
 class PerceptionPipeline:
     """Preprocess once, run every model concurrently, decode to original pixels."""
 
-    def __init__(self, runners, preprocessor):
-        if not runners:
+    def __init__(self, models, preprocessor):
+        if not models:
             raise ConfigError('models: at least one model is needed')
-        self.runners = list(runners)
+        self.models = list(models)
         self.preprocessor = preprocessor
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=len(self.runners), thread_name_prefix='engine')
+            max_workers=len(self.models), thread_name_prefix='engine')
 
     @classmethod
     def from_models(cls, model_names, backend='onnxruntime', providers=('cpu',), device='auto',
@@ -93,13 +94,13 @@ class PerceptionPipeline:
             PreprocessSpec(tuple(specs), max_batch=max_batch, device=device),
             device_id=device_id, cpu_backend=cpu_backend)
         overrides = engine_overrides or {}
-        runners = []
+        models = []
         for description in descriptions:
             engine = load_engine(engine_config_for(description, backend, providers, device_id,
                                                    overrides.get(description.name)))
             decoder = decoder_from_config(description.decoder, description.labels)
-            runners.append(ModelRunner(description, engine, decoder))
-        return cls(runners, preprocessor)
+            models.append(PipelineModel(description, engine, decoder))
+        return cls(models, preprocessor)
 
     def process(self, frames):
         """Return one FrameResult per input frame, in order; bad frames carry their error."""
@@ -109,37 +110,58 @@ class PerceptionPipeline:
             results[index].error = error
         if not pre.frame_indices:
             return results
-        futures = [self._pool.submit(self._run_model, runner, pre) for runner in self.runners]
-        for runner, future in zip(self.runners, futures):
+        futures = [self._pool.submit(self._run_model, model, pre) for model in self.models]
+        for model, future in zip(self.models, futures):
             decoded = future.result()
             for frame_index, item in zip(pre.frame_indices, decoded):
-                target = (results[frame_index].segmentations if runner.is_segmentation
+                target = (results[frame_index].segmentations if model.is_segmentation
                           else results[frame_index].detections)
-                target[runner.name] = item
+                target[model.name] = item
         return results
 
-    def _run_model(self, runner, pre):
+    def _run_model(self, model, pre):
         """Run one model over the good frames of a batch and decode its outputs."""
-        name = runner.name
-        input_name = runner.description.input['name']
+        name = model.name
+        input_name = model.description.input['name']
         host = pre.tensors[name]
         batch = host.shape[0]
-        model_batch = runner.engine.inputs[0].shape[0] if runner.engine.inputs else None
+        model_batch = model.engine.inputs[0].shape[0] if model.engine.inputs else None
         device = (pre.device_tensors or {}).get(name)
         if model_batch == batch or is_dynamic_dim(model_batch):
             feed = host
-            if device is not None and getattr(runner.engine, 'accepts_device_input', False):
+            if device is not None and getattr(model.engine, 'accepts_device_input', False):
                 feed = device_buffer_from_dali(device)  # zero copy: DALI's GPU memory in
-            outputs = runner.engine.run({input_name: feed})
+            outputs = model.engine.run({input_name: feed})
         else:
             # A model built for batch 1: run it frame by frame and stack the outputs.
-            per_frame = [runner.engine.run({input_name: host[i:i + 1]}) for i in range(batch)]
+            per_frame = [model.engine.run({input_name: host[i:i + 1]}) for i in range(batch)]
             outputs = {key: np.concatenate([out[key] for out in per_frame])
                        for key in per_frame[0]}
-        return runner.decoder.decode(outputs, pre.geometries[name])
+        return model.decoder.decode(outputs, pre.geometries[name])
+
+    def set_thresholds(self, score=None, nms_iou=None, mask=None):
+        """Change decoding thresholds of every model they apply to (None leaves one unchanged).
+
+        ``score`` and ``nms_iou`` go to the detection decoders, ``mask`` (the foreground
+        probability of single-channel masks) to the segmentation decoders. All values are
+        checked (0..1) before any is applied, so a bad call changes nothing.
+        """
+        checked = {name: validation.optional(validation.probability, value, parameter)
+                   for name, value, parameter in (('score', score, 'score_threshold'),
+                                                  ('nms_iou', nms_iou, 'nms_iou_threshold'),
+                                                  ('mask', mask, 'mask_threshold'))}
+        for model in self.models:
+            if model.is_segmentation:
+                if checked['mask'] is not None:
+                    model.decoder.probability_threshold = checked['mask']
+                continue
+            if checked['score'] is not None:
+                model.decoder.score_threshold = checked['score']
+            if checked['nms_iou'] is not None:
+                model.decoder.nms_iou_threshold = checked['nms_iou']
 
     def close(self):
         """Stop the worker threads and release the engines."""
         self._pool.shutdown(wait=True)
-        for runner in self.runners:
-            runner.engine.close()
+        for model in self.models:
+            model.engine.close()

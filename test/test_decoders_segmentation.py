@@ -75,18 +75,19 @@ def test_stretch_upsampling_is_nearest_and_center_aligned():
 @pytest.mark.parametrize('shape', [(1, 1, 4, 4), (1, 4, 4, 1), (1, 4, 4)])
 def test_probability_threshold_any_single_channel_shape(shape):
     probability = np.linspace(0, 1, 16, dtype=np.float32).reshape(shape)
-    dec = SegmentationDecoder.from_config({'type': 'segmentation', 'output': 'p',
-                                           'kind': 'probability', 'threshold': 0.5}, None)
+    dec = SegmentationDecoder.from_config(
+        {'type': 'segmentation', 'output': 'p', 'kind': 'probability',
+         'probability_threshold': 0.5}, None)
     [result] = dec.decode({'p': probability}, [FrameGeometry.stretch(4, 4, 4, 4)])
     expected = (np.linspace(0, 1, 16) > 0.5).reshape(4, 4)
     np.testing.assert_array_equal(result.label_map, expected.astype(np.uint8))
     assert result.labels == ['background', 'foreground']
     assert result.class_fractions == pytest.approx({'background': 0.5, 'foreground': 0.5})
-    dec.threshold = 0.95  # run-time change: only the last value (1.0) exceeds it
+    dec.probability_threshold = 0.95  # run-time change: only the last value (1.0) exceeds it
     [result] = dec.decode({'p': probability}, [FrameGeometry.stretch(4, 4, 4, 4)])
     assert int(result.label_map.sum()) == 1
-    with pytest.raises(ConfigError, match='threshold'):
-        dec.threshold = 2
+    with pytest.raises(ConfigError, match='probability_threshold'):
+        dec.probability_threshold = 2
 
 
 def test_fractions_sum_to_one_and_name_unknown_classes():

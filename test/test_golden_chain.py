@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from dali_trt_ros.errors import ConfigError
 from dali_trt_ros.perception import PerceptionPipeline
 from dali_trt_ros.preprocess import EncodedFrame, RawFrame
 
@@ -92,8 +93,8 @@ def test_untrained_deeplab_has_the_right_shape_and_says_so(pipeline):
     seg = result.segmentations[DEEPLAB]
     assert seg.label_map.shape == (400, 600)
     assert abs(sum(seg.class_fractions.values()) - 1.0) < 1e-6
-    runner = next(r for r in pipeline.runners if r.name == DEEPLAB)
-    assert runner.description.trained is False
+    model = next(m for m in pipeline.models if m.name == DEEPLAB)
+    assert model.description.trained is False
 
 
 def test_a_corrupt_frame_in_the_batch_spares_the_others(pipeline):
@@ -102,3 +103,24 @@ def test_a_corrupt_frame_in_the_batch_spares_the_others(pipeline):
     assert results[0].error is not None and results[0].error.reason == 'corrupt_image'
     assert results[0].detections == {}
     assert results[1].error is None and results[1].detections[SSD].labels[0] == 'Cat'
+
+
+def test_set_thresholds_reaches_the_right_decoders_and_checks_first(pipeline):
+    detector = next(m for m in pipeline.models if m.name == SSD).decoder
+    person = next(m for m in pipeline.models if m.name == SELFIE).decoder
+    before = (detector.score_threshold, detector.nms_iou_threshold, person.probability_threshold)
+    try:
+        with pytest.raises(ConfigError, match='mask_threshold'):
+            pipeline.set_thresholds(score=0.9, mask=1.5)
+        assert detector.score_threshold == before[0]  # a bad call changes nothing
+        pipeline.set_thresholds(score=0.99, nms_iou=0.3, mask=0.999)
+        assert (detector.score_threshold, detector.nms_iou_threshold) == (0.99, 0.3)
+        assert person.probability_threshold == 0.999
+        [raw, _] = pipeline.process(frames_for('astronaut'))
+        assert len(raw.detections[SSD]) == 0  # best score is ~0.58
+        fraction = raw.segmentations[SELFIE].class_fractions['person']
+        assert fraction < GOLDEN[SELFIE]['astronaut']['fraction_band'][0]
+        pipeline.set_thresholds(score=before[0])
+        assert detector.nms_iou_threshold == 0.3  # None leaves a threshold as it is
+    finally:
+        pipeline.set_thresholds(*before)

@@ -184,7 +184,7 @@ def test_converted_selfie_model_segments_the_astronaut(cache_dir, sessions):
     batch = _stretched(data.astronaut(), spec['width'], spec['height'], spec['mean'],
                        spec['std'])
     (probability,) = sessions[description.name].run(None, {spec['name']: batch})
-    person_fraction = float((probability > description.decoder['threshold']).mean())
+    person_fraction = float((probability > description.decoder['probability_threshold']).mean())
     assert 0.53 < person_fraction < 0.56
     # The upper-left corner of the photograph is background (flag and wall).
     assert probability[0, 0, :32, :32].mean() < 0.1

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from dali_trt_ros.errors import ConfigError
-from dali_trt_ros.preprocess.dali_backend import Preprocessor
+from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
 from dali_trt_ros.preprocess.factory import create_preprocessor, detect_dali_mode
 from dali_trt_ros.preprocess.inputs import EncodedFrame, RawFrame
-from dali_trt_ros.preprocess.reference import ReferencePreprocessor
+from dali_trt_ros.preprocess.opencv_backend import OpenCVPreprocessor
 from dali_trt_ros.preprocess.spec import InputSpec, PreprocessSpec
 
 
@@ -45,11 +45,11 @@ def frames():
 
 
 def test_serialized_graphs_give_identical_outputs(tmp_path, frames):
-    built = Preprocessor(SPEC, device_id=None)
+    built = DaliPreprocessor(SPEC, device_id=None)
     paths = built.save(str(tmp_path))
     assert sorted(paths) == ['encoded', 'raw'] and all(tmp_path.joinpath(p).stat().st_size
                                                        for p in ('encoded.dali', 'raw.dali'))
-    loaded = Preprocessor.load(str(tmp_path), SPEC, device_id=None)
+    loaded = DaliPreprocessor.load(str(tmp_path), SPEC, device_id=None)
     first, second = built.run(frames), loaded.run(frames)
     for name in ('ssd', 'seg', 'big'):
         assert first.tensors[name].shape[0] == 3
@@ -61,12 +61,12 @@ def test_serialized_graphs_give_identical_outputs(tmp_path, frames):
 
 
 def test_load_without_files_says_what_to_do(tmp_path):
-    with pytest.raises(ConfigError, match='Preprocessor.save'):
-        Preprocessor.load(str(tmp_path), SPEC, device_id=None)
+    with pytest.raises(ConfigError, match='DaliPreprocessor.save'):
+        DaliPreprocessor.load(str(tmp_path), SPEC, device_id=None)
 
 
 def test_one_decode_feeds_inputs_of_different_sizes(frames):
-    result = Preprocessor(SPEC, device_id=None).run(frames)
+    result = DaliPreprocessor(SPEC, device_id=None).run(frames)
     assert result.tensors['ssd'].shape == (3, 3, 300, 300)
     assert result.tensors['seg'].shape == (3, 256, 256, 3)
     assert result.tensors['seg'].dtype == np.float16
@@ -92,8 +92,8 @@ def test_cpu_only_machine_selection_is_logged(caplog):
 def test_gpu_modes_match_reference(frames, mode):
     if mode == 'gpu' and detect_dali_mode(0)[0] != 'gpu':
         pytest.skip('this DALI build has no usable nvJPEG (mixed) decoder')
-    ours = Preprocessor(SPEC, device_id=0, mode=mode).run(frames)
-    reference = ReferencePreprocessor(SPEC).run(frames)
+    ours = DaliPreprocessor(SPEC, device_id=0, mode=mode).run(frames)
+    reference = OpenCVPreprocessor(SPEC).run(frames)
     assert ours.errors == {} and ours.backend == f'dali-{mode}'
     for spec in SPEC.inputs:
         std = np.asarray(spec.std).reshape((3, 1, 1) if spec.chw else (3,))
@@ -103,7 +103,7 @@ def test_gpu_modes_match_reference(frames, mode):
         assert levels.mean() <= 1.0 and levels.max() <= 40.0, spec.name
     # Mixed raw + encoded frames take two pipeline runs, so there is no single device batch.
     assert ours.device_tensors is None
-    encoded = Preprocessor(SPEC, device_id=0, mode=mode).run([frames[0], frames[2]])
+    encoded = DaliPreprocessor(SPEC, device_id=0, mode=mode).run([frames[0], frames[2]])
     device = encoded.device_tensors['ssd']
     tensor = device.as_tensor()
     assert tuple(tensor.shape()) == (2, 3, 300, 300) and tensor.data_ptr() != 0

@@ -13,10 +13,10 @@ import itertools
 import numpy as np
 import pytest
 
-from dali_trt_ros.preprocess.dali_backend import Preprocessor
+from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
 from dali_trt_ros.preprocess.geometry import FrameGeometry
 from dali_trt_ros.preprocess.inputs import EncodedFrame, RawFrame
-from dali_trt_ros.preprocess.reference import ReferencePreprocessor
+from dali_trt_ros.preprocess.opencv_backend import OpenCVPreprocessor
 from dali_trt_ros.preprocess.spec import InputSpec, PreprocessSpec
 
 MEAN_LEVELS, P999_LEVELS, MAX_LEVELS = 0.3, 2.5, 12.0
@@ -112,8 +112,8 @@ def test_dali_cpu_matches_reference(frames, resize, layout, dtype):
     spec = two_inputs(resize, layout, dtype)
     names = list(frames)
     batch = [frames[n] for n in names]  # 9 frames, mixed kinds: 3 DALI runs of <= 4
-    ours = Preprocessor(spec, device_id=None).run(batch)
-    reference = ReferencePreprocessor(spec).run(batch)
+    ours = DaliPreprocessor(spec, device_id=None).run(batch)
+    reference = OpenCVPreprocessor(spec).run(batch)
     assert ours.errors == {} and reference.errors == {}
     assert ours.frame_indices == reference.frame_indices == list(range(len(batch)))
     assert ours.device_tensors is None and ours.backend == 'dali-cpu'
@@ -151,8 +151,8 @@ def test_interpolations_match_reference(frames, interpolation, antialias):
                   antialias=antialias, layout='NHWC'),
     ), max_batch=4)
     batch = [frames['jpeg'], frames['rgb8_padded'], frames['mono8']]
-    ours = Preprocessor(spec, device_id=None).run(batch)
-    reference = ReferencePreprocessor(spec).run(batch)
+    ours = DaliPreprocessor(spec, device_id=None).run(batch)
+    reference = OpenCVPreprocessor(spec).run(batch)
     mean_tol, p999_tol, max_tol, share_tol = INTERPOLATION_TOLERANCES[(interpolation, antialias)]
     for input_spec in spec.inputs:
         for row in range(len(batch)):
@@ -183,7 +183,7 @@ def test_yuv422_decodes_to_the_original_colours():
 def test_letterbox_pads_with_the_pad_value_and_reports_geometry(frames):
     spec = PreprocessSpec((InputSpec('lb', 320, 320, resize='letterbox', pad_value=114,
                                      mean=(100, 110, 120), std=(50, 60, 70)),), max_batch=2)
-    result = Preprocessor(spec, device_id=None).run([frames['png'], frames['rgb8_padded']])
+    result = DaliPreprocessor(spec, device_id=None).run([frames['png'], frames['rgb8_padded']])
     chelsea_geometry = result.geometries['lb'][0]
     assert chelsea_geometry == FrameGeometry.letterbox(451, 300, 320, 320)
     coffee_geometry = result.geometries['lb'][1]

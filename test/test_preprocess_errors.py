@@ -8,9 +8,9 @@ import pytest
 
 from dali_trt_ros.errors import (CorruptImageError, FrameError, MalformedFrameError,
                                  UnsupportedEncodingError)
-from dali_trt_ros.preprocess.dali_backend import Preprocessor
+from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
 from dali_trt_ros.preprocess.inputs import EncodedFrame, prepare_frame, RawFrame
-from dali_trt_ros.preprocess.reference import ReferencePreprocessor
+from dali_trt_ros.preprocess.opencv_backend import OpenCVPreprocessor
 from dali_trt_ros.preprocess.spec import InputSpec, PreprocessSpec
 
 SPEC = PreprocessSpec((InputSpec('det', 300, 300, mean=127.5, std=127.5),
@@ -106,8 +106,8 @@ def test_host_checks_raise_typed_errors(photos):
 @pytest.fixture(scope='module', params=['dali-cpu', 'opencv'])
 def preprocessor(request):
     if request.param == 'opencv':
-        return ReferencePreprocessor(SPEC)
-    return Preprocessor(SPEC, device_id=None)
+        return OpenCVPreprocessor(SPEC)
+    return DaliPreprocessor(SPEC, device_id=None)
 
 
 def test_each_bad_frame_fails_alone_and_the_next_frame_works(preprocessor, photos, good_frames):

@@ -2,10 +2,11 @@
 
 ``kind`` says what the output holds: ``logits`` (C >= 2 channels, argmax taken here; softmax is
 not needed for argmax), ``probability`` (one foreground channel, class 1 where it exceeds
-``threshold``) or ``argmax`` (class ids already). ``layout`` is NCHW or NHWC for channelled
-outputs. The map is brought to the original size through the preprocessing geometry: the center
-of each original pixel is projected into the output map (which crops letterbox padding and
-handles outputs smaller than the input, e.g. output stride 8) and takes the nearest class.
+``probability_threshold``) or ``argmax`` (class ids already). ``layout`` is NCHW or NHWC for
+channelled outputs. The map is brought to the original size through the preprocessing geometry:
+the center of each original pixel is projected into the output map (which crops letterbox
+padding and handles outputs smaller than the input, e.g. output stride 8) and takes the nearest
+class.
 """
 
 import numpy as np
@@ -108,11 +109,12 @@ def original_pixel_weights(geometry, output_width, output_height):
 class SegmentationDecoder:
     """Turn a segmentation output of a batch into one SegmentationResult per frame."""
 
-    def __init__(self, output, labels=None, kind='logits', layout='NCHW', threshold=0.5):
+    def __init__(self, output, labels=None, kind='logits', layout='NCHW',
+                 probability_threshold=0.5):
         self.output = output
         self.kind = cfg.choice(kind, KINDS, 'decoder.kind')
         self.layout = cfg.choice(layout, LAYOUTS, 'decoder.layout')
-        self.threshold = threshold
+        self.probability_threshold = probability_threshold
         if labels:
             self.labels = [str(label) for label in labels]
         elif self.kind == 'probability':
@@ -121,13 +123,13 @@ class SegmentationDecoder:
             self.labels = []
 
     @property
-    def threshold(self):
+    def probability_threshold(self):
         """Foreground probability threshold for kind probability (0..1), settable at run time."""
-        return self._threshold
+        return self._probability_threshold
 
-    @threshold.setter
-    def threshold(self, value):
-        self._threshold = cfg.probability(value, 'decoder.threshold')
+    @probability_threshold.setter
+    def probability_threshold(self, value):
+        self._probability_threshold = cfg.probability(value, 'decoder.probability_threshold')
 
     @classmethod
     def from_config(cls, mapping, labels=None, path='decoder'):
@@ -136,14 +138,16 @@ class SegmentationDecoder:
         if mapping.get('type', 'segmentation') != 'segmentation':
             raise ConfigError(f'{path}.type is {mapping.get("type")!r}; SegmentationDecoder '
                               'needs segmentation')
-        cfg.reject_unknown_keys(mapping, {'type', 'output', 'kind', 'layout', 'threshold'}, path)
+        cfg.reject_unknown_keys(mapping, {'type', 'output', 'kind', 'layout',
+                                          'probability_threshold'}, path)
         output = cfg.required(mapping, 'output', path)
         if not isinstance(output, str) or not output:
             raise ConfigError(f'{path}.output must be a non-empty output name, got {output!r}')
         return cls(output, labels,
                    kind=cfg.choice(mapping.get('kind', 'logits'), KINDS, f'{path}.kind'),
                    layout=cfg.choice(mapping.get('layout', 'NCHW'), LAYOUTS, f'{path}.layout'),
-                   threshold=cfg.probability(mapping.get('threshold', 0.5), f'{path}.threshold'))
+                   probability_threshold=cfg.probability(
+                       mapping.get('probability_threshold', 0.5), f'{path}.probability_threshold'))
 
     @property
     def output_names(self):
@@ -158,7 +162,8 @@ class SegmentationDecoder:
             raise BindingMismatchError(
                 f'model output {self.output!r} is missing; the model produced '
                 f'{sorted(outputs)}. Fix decoder.output') from None
-        maps = label_map_from_output(array, self.kind, self.layout, self._threshold)
+        maps = label_map_from_output(array, self.kind, self.layout,
+                                     self._probability_threshold)
         if len(geometries) > maps.shape[0]:
             raise BindingMismatchError(f'{len(geometries)} frames but the model output holds a '
                                        f'batch of {maps.shape[0]}; check the engine batch size')

@@ -94,14 +94,14 @@ def preprocessor_batch_fn(preprocess_config, input_name, device_id=None):
     if not preprocess_config:
         raise ConfigError('calibration.preprocess is required for calibration from images: give '
                           'the same preprocessing mapping the node uses')
-    from dali_trt_ros.preprocess.dali_backend import Preprocessor
+    from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
     from dali_trt_ros.preprocess.inputs import EncodedFrame
     from dali_trt_ros.preprocess.spec import PreprocessSpec
     spec = PreprocessSpec.from_dict(preprocess_config)
     if input_name not in [item.name for item in spec.inputs]:
         raise ConfigError(f'calibration.preprocess has no input {input_name!r}; it has '
                           f'{[item.name for item in spec.inputs]}')
-    preprocessor = Preprocessor(spec, device_id=device_id)
+    preprocessor = DaliPreprocessor(spec, device_id=device_id)
 
     def make_batch(encoded_images):
         result = preprocessor.run([EncodedFrame(data) for data in encoded_images])

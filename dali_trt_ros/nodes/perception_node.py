@@ -142,17 +142,15 @@ class PerceptionNode(Node):
         for name, value in self._thresholds.items():
             self._apply_threshold(pipeline, name, value)
         self.get_logger().info(
-            f'models: {", ".join(r.name for r in pipeline.runners)} on {backend} '
+            f'models: {", ".join(r.name for r in pipeline.models)} on {backend} '
             f'{providers or ["cpu"]}; preprocessing: {pipeline.preprocessor.backend}')
         return pipeline
 
     @staticmethod
     def _apply_threshold(pipeline, name, value):
-        attribute = 'threshold' if name == 'mask_threshold' else name
-        for runner in pipeline.runners:
-            if runner.is_segmentation == (name == 'mask_threshold') and hasattr(
-                    type(runner.decoder), attribute):
-                setattr(runner.decoder, attribute, value)
+        keyword = {'score_threshold': 'score', 'nms_iou_threshold': 'nms_iou',
+                   'mask_threshold': 'mask'}[name]
+        pipeline.set_thresholds(**{keyword: value})
 
     def _on_set_parameters(self, params):
         for param in params:

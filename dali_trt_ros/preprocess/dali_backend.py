@@ -156,7 +156,7 @@ def _host_array(tensor_list):
     return tensor_list.as_array()
 
 
-class Preprocessor:
+class DaliPreprocessor:
     """DALI preprocessor: ``run(frames)`` -> PreprocessResult, in 'gpu', 'gpu-cpudecode' or 'cpu'.
 
     ``device_id=None`` means CPU-only ('cpu' mode). ``serialized`` (kind -> bytes), normally
@@ -191,7 +191,7 @@ class Preprocessor:
 
     @classmethod
     def load(cls, folder, spec, device_id=0, mode=None, num_threads=None):
-        """Create a Preprocessor from graphs saved by ``save`` (same spec and mode)."""
+        """Create a DaliPreprocessor from graphs saved by ``save`` (same spec and mode)."""
         serialized = {}
         for kind in KINDS:
             path = os.path.join(folder, f'{kind}.dali')
@@ -200,7 +200,7 @@ class Preprocessor:
                     serialized[kind] = stream.read()
             except OSError as error:
                 raise ConfigError(f'cannot read serialized DALI graph {path}: {error}; '
-                                  'write it with Preprocessor.save') from None
+                                  'write it with DaliPreprocessor.save') from None
         return cls(spec, device_id, mode, num_threads, serialized=serialized)
 
     def _feed_and_run(self, kind, rows, geometries):

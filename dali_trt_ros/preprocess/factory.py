@@ -81,8 +81,8 @@ def create_preprocessor(spec, device=None, device_id=0, cpu_backend=None, num_th
     when no GPU path works; 'cpu' never touches the GPU. ``cpu_backend`` ('opencv' or 'dali')
     overrides the measured CPU choice.
     """
-    from dali_trt_ros.preprocess.dali_backend import Preprocessor
-    from dali_trt_ros.preprocess.reference import ReferencePreprocessor
+    from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
+    from dali_trt_ros.preprocess.opencv_backend import OpenCVPreprocessor
 
     logger = logger or LOG
     device = device or spec.device
@@ -100,12 +100,12 @@ def create_preprocessor(spec, device=None, device_id=0, cpu_backend=None, num_th
             raise ConfigError(f'device=gpu requested but no GPU preprocessing works: {reason}; '
                               'set device to auto or cpu')
     if mode in ('gpu', 'gpu-cpudecode'):
-        preprocessor = Preprocessor(spec, device_id, mode=mode, num_threads=num_threads)
+        preprocessor = DaliPreprocessor(spec, device_id, mode=mode, num_threads=num_threads)
     elif cpu_backend == 'dali' and mode is not None:
-        preprocessor = Preprocessor(spec, None, mode='cpu', num_threads=num_threads)
+        preprocessor = DaliPreprocessor(spec, None, mode='cpu', num_threads=num_threads)
         reason += '; DALI CPU backend requested'
     else:
-        preprocessor = ReferencePreprocessor(spec, num_threads=num_threads)
+        preprocessor = OpenCVPreprocessor(spec, num_threads=num_threads)
         reason += ('; OpenCV is the faster CPU path (measured)' if cpu_backend == 'opencv'
                    else '; DALI missing, using OpenCV')
     logger.info('preprocessing backend %s: %s', preprocessor.backend, reason)

@@ -66,18 +66,18 @@ def make_frames(size_name, kind, batch):
 
 def make_backend(name, spec, device_id, num_threads):
     """Instantiate one backend by benchmark name; (None, reason) when it cannot run here."""
-    from dali_trt_ros.preprocess.dali_backend import Preprocessor
+    from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
     from dali_trt_ros.preprocess.factory import detect_dali_mode
-    from dali_trt_ros.preprocess.reference import ReferencePreprocessor
+    from dali_trt_ros.preprocess.opencv_backend import OpenCVPreprocessor
 
     if name == 'opencv':
-        return ReferencePreprocessor(spec, num_threads=num_threads), ''
+        return OpenCVPreprocessor(spec, num_threads=num_threads), ''
     if name == 'dali-cpu':
-        return Preprocessor(spec, None, mode='cpu', num_threads=num_threads), ''
+        return DaliPreprocessor(spec, None, mode='cpu', num_threads=num_threads), ''
     mode, reason = detect_dali_mode(device_id)
     if mode not in ('gpu', 'gpu-cpudecode'):
         return None, reason
-    return Preprocessor(spec, device_id, mode=mode, num_threads=num_threads), reason
+    return DaliPreprocessor(spec, device_id, mode=mode, num_threads=num_threads), reason
 
 
 def time_case(preprocessor, frames, repeats, warmup, max_seconds):

@@ -79,7 +79,7 @@ def normalize_to_tensor(resized, spec, geometry):
     return np.ascontiguousarray(content, dtype=np.dtype(spec.dtype))
 
 
-class ReferencePreprocessor:
+class OpenCVPreprocessor:
     """Preprocess frames with OpenCV/Pillow/NumPy on the CPU, following a PreprocessSpec."""
 
     device_id = None
