@@ -23,6 +23,18 @@ class UnsupportedEncodingError(FrameError):
     reason = 'unsupported_encoding'
 
 
+class UnsupportedPixelFormatError(UnsupportedEncodingError):
+    """A JPEG/PNG whose sample depth, channels or coding the pipeline does not accept."""
+
+    reason = 'unsupported_pixel_format'
+
+
+class ImageTooLargeError(FrameError):
+    """The frame declares more pixels than the configured budget (``max_pixels``)."""
+
+    reason = 'image_too_large'
+
+
 class MalformedFrameError(FrameError):
     """The frame's size fields disagree with its data (step, height, width, length)."""
 

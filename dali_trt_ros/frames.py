@@ -44,6 +44,13 @@ RAW_ENCODINGS = {
 
 # Guard against corrupted headers asking for absurd allocations downstream (16K x 16K max).
 MAX_DIMENSION = 16384
+# Pixel budget per frame, checked against the DECLARED size (JPEG SOF, PNG IHDR, Image
+# width/height) before anything is decoded. DCI 8K (8192x4320, 35.4 MP) is the largest camera
+# format in use; it also covers 8K UHD (7680x4320) and every automotive sensor (<= 8.3 MP
+# today). A frame at the budget decodes to 106 MB of RGB; the CPU decode of a progressive
+# JPEG of that size peaks at about 3x that (coefficients + BGR + RGB). Anything larger on a
+# camera topic is a mistake or an attack: a 600-byte JPEG can declare 16384x16384 (805 MB).
+DEFAULT_MAX_PIXELS = 8192 * 4320
 
 
 def raw_encoding(encoding):

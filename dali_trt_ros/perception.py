@@ -18,6 +18,7 @@ from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
 from dali_trt_ros.engines import device_buffer_from_dali, load_engine
 from dali_trt_ros.engines.base import is_dynamic_dim
 from dali_trt_ros.errors import ConfigError, FrameError
+from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
 from dali_trt_ros.models import load_model_description
 from dali_trt_ros.preprocess import create_preprocessor, InputSpec, PreprocessSpec
 
@@ -78,8 +79,11 @@ class PerceptionPipeline:
     @classmethod
     def from_models(cls, model_names, backend='onnxruntime', providers=('cpu',), device='auto',
                     device_id=0, max_batch=1, cache_dir=None, engine_overrides=None,
-                    cpu_backend=None):
-        """Build the chain for model descriptions (names in config/models or YAML paths)."""
+                    cpu_backend=None, max_pixels=DEFAULT_MAX_PIXELS):
+        """Build the chain for model descriptions (names in config/models or YAML paths).
+
+        ``max_pixels``: frames declaring a larger width*height are refused before decoding.
+        """
         descriptions = [load_model_description(name, cache_dir=cache_dir) for name in model_names]
         names = [d.name for d in descriptions]
         if len(set(names)) != len(names):
@@ -91,7 +95,8 @@ class PerceptionPipeline:
         if 'cuda' not in providers and backend == 'onnxruntime' and device == 'auto':
             device = 'cpu'  # no point decoding on the GPU to copy every tensor back for CPU
         preprocessor = create_preprocessor(
-            PreprocessSpec(tuple(specs), max_batch=max_batch, device=device),
+            PreprocessSpec(tuple(specs), max_batch=max_batch, device=device,
+                           max_pixels=max_pixels),
             device_id=device_id, cpu_backend=cpu_backend)
         overrides = engine_overrides or {}
         models = []
@@ -101,6 +106,11 @@ class PerceptionPipeline:
             decoder = decoder_from_config(description.decoder, description.labels)
             models.append(PipelineModel(description, engine, decoder))
         return cls(models, preprocessor)
+
+    @property
+    def max_pixels(self):
+        """The pixel budget frames are validated against (validate extra decodes with it)."""
+        return self.preprocessor.spec.max_pixels
 
     def process(self, frames):
         """Return one FrameResult per input frame, in order; bad frames carry their error."""

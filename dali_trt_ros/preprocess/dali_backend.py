@@ -242,7 +242,7 @@ class DaliPreprocessor:
 
     def run(self, frames):
         """Preprocess a list of frames; bad frames are reported in ``errors``, not raised."""
-        prepared, errors = prepare_batch(frames)
+        prepared, errors = prepare_batch(frames, self.spec.max_pixels)
         geometries = geometries_for(self.spec, prepared)
         frame_errors = {}
         chunks = []  # [(rows, outputs)], rows = [(row_in_prepared, PreparedFrame)]

@@ -5,6 +5,17 @@ mirrors ``sensor_msgs/Image`` (``width``, ``height``, ``encoding``, ``step``, ``
 importing ROS. ``prepare_frame`` validates one frame and reads its size from the header (a few
 microseconds), so a bad frame fails alone with a typed error before any batch work starts, and
 the geometry of every frame is known before decoding.
+
+Decode memory is bounded before decoding: a frame whose declared size exceeds ``max_pixels``
+(default ``frames.DEFAULT_MAX_PIXELS``, DCI 8K) is refused with ``ImageTooLargeError``, and only
+the codings cameras and image_transport produce are accepted (``UnsupportedPixelFormatError``
+otherwise), so every decoder (libjpeg-turbo, libpng, nvJPEG, nvImageCodec) sees the same inputs:
+
+- JPEG: Huffman baseline, extended or progressive (SOF0/1/2), 8-bit samples, 1 or 3 components,
+  at most ``MAX_JPEG_SCANS`` scans (each scan of a progressive JPEG is a pass over the image).
+- PNG: 8-bit gray, gray+alpha, RGB or RGBA, not interlaced. 16-bit PNGs are depth or thermal
+  images (image_transport writes mono16/bgr16 that way) and would be cut to 8 bits silently;
+  palette and 1/2/4-bit PNGs are never written by camera drivers or image_transport.
 """
 
 from dataclasses import dataclass
@@ -12,14 +23,29 @@ import struct
 
 import numpy as np
 
-from dali_trt_ros.errors import CorruptImageError, MalformedFrameError, UnsupportedEncodingError
-from dali_trt_ros.frames import MAX_DIMENSION, raw_encoding, raw_frame_view
+from dali_trt_ros.errors import (CorruptImageError, ImageTooLargeError, MalformedFrameError,
+                                 UnsupportedEncodingError, UnsupportedPixelFormatError)
+from dali_trt_ros.frames import DEFAULT_MAX_PIXELS, MAX_DIMENSION, raw_encoding, raw_frame_view
 
 JPEG_MAGIC = b'\xff\xd8\xff'
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 # CompressedImage.format values name other codecs this way ("bgr8; tiff compressed", "webp").
 UNSUPPORTED_FORMAT_WORDS = ('tiff', 'webp', 'bmp', 'jp2', 'jpeg2000', 'compresseddepth', 'rvl',
                             'qoi', 'h264', 'h265', 'hevc', 'av1')
+# Huffman-coded DCT frames: baseline, extended sequential, progressive (what nvJPEG decodes).
+JPEG_ACCEPTED_FRAMES = {0xC0: 'baseline', 0xC1: 'extended', 0xC2: 'progressive'}
+JPEG_OTHER_FRAMES = {0xC3: 'lossless', 0xC5: 'hierarchical', 0xC6: 'hierarchical progressive',
+                     0xC7: 'hierarchical lossless', 0xC9: 'arithmetic-coded',
+                     0xCA: 'arithmetic-coded progressive', 0xCB: 'arithmetic-coded lossless',
+                     0xCD: 'hierarchical arithmetic-coded',
+                     0xCE: 'hierarchical arithmetic-coded progressive',
+                     0xCF: 'hierarchical arithmetic-coded lossless'}
+# libjpeg's default progression uses 10 scans (6 for gray) and optimizing encoders ~20; an EXIF
+# thumbnail adds its own. Thousands of tiny scans make libjpeg re-read the image thousands of
+# times (a CPU bomb in a few kB), hence a bound.
+MAX_JPEG_SCANS = 64
+PNG_COLOR_TYPES = {0: 'gray', 2: 'RGB', 3: 'palette', 4: 'gray+alpha', 6: 'RGBA'}
+PNG_ACCEPTED_COLORS = ('gray', 'RGB', 'gray+alpha', 'RGBA')
 
 
 @dataclass(frozen=True)
@@ -76,11 +102,16 @@ class PreparedFrame:
     codec: str = ''  # 'jpeg' or 'png' for encoded frames
 
 
-def _check_size(width, height, what):
+def _check_size(width, height, what, max_pixels=DEFAULT_MAX_PIXELS):
     if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
         raise MalformedFrameError(
             f'{what} says the image is {width}x{height}; accepted sizes are 1..{MAX_DIMENSION} '
             'pixels per side (check the camera driver or the encoder)')
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f'{what} says the image is {width}x{height} = {width * height} pixels, more than '
+            f'max_pixels = {max_pixels}; refused before decoding (raise max_pixels if the '
+            'camera really is that large)')
 
 
 def _as_bytes_array(data):
@@ -92,8 +123,21 @@ def _as_bytes_array(data):
     return array
 
 
-def jpeg_size(buffer):
-    """(width, height) from a JPEG's frame header; CorruptImageError when there is none."""
+@dataclass(frozen=True)
+class ImageHeader:
+    """What a JPEG frame header or PNG IHDR declares, read without decoding."""
+
+    width: int
+    height: int
+    coding: str       # 'baseline', 'progressive', ... (JPEG); 'png'
+    sample_bits: int  # bits per sample
+    channels: int
+    color: str = ''   # PNG colour type name ('' for JPEG)
+    interlaced: bool = False
+
+
+def jpeg_header(buffer):
+    """Read a JPEG's frame header (SOF); CorruptImageError when there is none."""
     view = memoryview(buffer)
     pos, end = 2, len(view)
     while pos + 4 <= end:
@@ -111,10 +155,11 @@ def jpeg_size(buffer):
         (length,) = struct.unpack_from('>H', view, pos + 2)
         is_frame_header = 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)
         if is_frame_header:
-            if pos + 9 > end:
+            if pos + 10 > end:
                 break
-            height, width = struct.unpack_from('>HH', view, pos + 5)
-            return width, height
+            precision, height, width, components = struct.unpack_from('>BHHB', view, pos + 4)
+            coding = JPEG_ACCEPTED_FRAMES.get(marker) or JPEG_OTHER_FRAMES[marker]
+            return ImageHeader(width, height, coding, precision, components)
         if marker == 0xDA:  # entropy-coded data starts without a frame header: broken file
             break
         pos += 2 + length
@@ -122,11 +167,61 @@ def jpeg_size(buffer):
                             'the data is truncated or corrupt')
 
 
+def jpeg_size(buffer):
+    """(width, height) from a JPEG's frame header; CorruptImageError when there is none."""
+    header = jpeg_header(buffer)
+    return header.width, header.height
+
+
+def png_header(buffer):
+    """Read a PNG's IHDR chunk; CorruptImageError when there is none."""
+    if len(buffer) < 29 or bytes(buffer[12:16]) != b'IHDR':
+        raise CorruptImageError('PNG has no IHDR header; the data is truncated or corrupt')
+    width, height, depth, color_type, _, _, interlace = struct.unpack_from('>IIBBBBB', buffer, 16)
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color_type, 0)
+    return ImageHeader(width, height, 'png', depth, channels,
+                       PNG_COLOR_TYPES.get(color_type, f'color type {color_type}'),
+                       interlace != 0)
+
+
 def png_size(buffer):
     """(width, height) from a PNG's IHDR chunk."""
-    if len(buffer) < 24 or bytes(buffer[12:16]) != b'IHDR':
-        raise CorruptImageError('PNG has no IHDR header; the data is truncated or corrupt')
-    return struct.unpack_from('>II', buffer, 16)
+    header = png_header(buffer)
+    return header.width, header.height
+
+
+def _count_jpeg_scans(buffer):
+    """Start-of-scan markers in the file (entropy-coded data never contains FF DA)."""
+    return buffer.tobytes().count(b'\xff\xda')
+
+
+def _check_pixel_format(codec, header, buffer):
+    """Refuse codings the pipeline does not need (see the module docstring for the list)."""
+    if codec == 'jpeg':
+        if header.coding not in JPEG_ACCEPTED_FRAMES.values():
+            raise UnsupportedPixelFormatError(
+                f'{header.coding} JPEG is not supported; publish baseline or progressive '
+                'Huffman-coded JPEG (what cameras and image_transport write)')
+        if header.sample_bits != 8 or header.channels not in (1, 3):
+            raise UnsupportedPixelFormatError(
+                f'JPEG with {header.sample_bits}-bit samples and {header.channels} components '
+                'is not supported; publish 8-bit grayscale or colour (YCbCr) JPEG')
+        if header.coding == 'progressive':
+            scans = _count_jpeg_scans(buffer)
+            if scans > MAX_JPEG_SCANS:
+                raise UnsupportedPixelFormatError(
+                    f'progressive JPEG with {scans} scans (more than {MAX_JPEG_SCANS}) refused: '
+                    'decoding it would re-read the image once per scan; publish baseline JPEG')
+        return
+    if header.sample_bits != 8 or header.color not in PNG_ACCEPTED_COLORS:
+        raise UnsupportedPixelFormatError(
+            f'{header.sample_bits}-bit {header.color} PNG is not supported; publish 8-bit '
+            'gray, RGB or RGBA PNG (16-bit PNGs are depth/thermal images: use the depth '
+            'pipeline, not this one)')
+    if header.interlaced:
+        raise UnsupportedPixelFormatError(
+            'interlaced (Adam7) PNG is not supported; publish non-interlaced PNG '
+            '(as image_transport writes)')
 
 
 def _check_complete(codec, buffer):
@@ -158,16 +253,17 @@ def sniff_codec(buffer, declared_format=''):
         'JPEG nor PNG; publish jpeg or png')
 
 
-def prepare_encoded(frame):
-    """Validate an EncodedFrame and read its size from the header."""
+def prepare_encoded(frame, max_pixels=DEFAULT_MAX_PIXELS):
+    """Validate an EncodedFrame and read its size from the header, before any decoding."""
     buffer = _as_bytes_array(frame.data)
     if buffer.size == 0:
         raise MalformedFrameError('compressed image has no data (zero bytes)')
     codec = sniff_codec(buffer, frame.format)
-    width, height = jpeg_size(buffer) if codec == 'jpeg' else png_size(buffer)
-    _check_size(width, height, f'the {codec.upper()} header')
+    header = jpeg_header(buffer) if codec == 'jpeg' else png_header(buffer)
+    _check_size(header.width, header.height, f'the {codec.upper()} header', max_pixels)
+    _check_pixel_format(codec, header, buffer)
     _check_complete(codec, buffer)
-    return PreparedFrame('encoded', width, height, buffer, codec)
+    return PreparedFrame('encoded', header.width, header.height, buffer, codec)
 
 
 def raw_to_rgb(view, encoding):
@@ -189,24 +285,27 @@ def raw_to_rgb(view, encoding):
     return cv2.cvtColor(source, conversions[(order, channels)])
 
 
-def prepare_raw(frame):
+def prepare_raw(frame, max_pixels=DEFAULT_MAX_PIXELS):
     """Validate a RawFrame and convert it to contiguous RGB (zero-copy for packed rgb8)."""
     for key in ('width', 'height', 'step'):
         value = getattr(frame, key)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise MalformedFrameError(
                 f'raw image {key} = {value!r} must be a non-negative integer')
-    _check_size(frame.width, frame.height, 'the Image message')
+    _check_size(frame.width, frame.height, 'the Image message', max_pixels)
     view = raw_frame_view(frame.data, frame.height, frame.width, frame.encoding, frame.step)
     return PreparedFrame('raw', frame.width, frame.height, raw_to_rgb(view, frame.encoding))
 
 
-def prepare_frame(frame):
-    """Validate any supported frame; raise a FrameError subclass describing what is wrong."""
+def prepare_frame(frame, max_pixels=DEFAULT_MAX_PIXELS):
+    """Validate any supported frame; raise a FrameError subclass describing what is wrong.
+
+    ``max_pixels`` bounds the declared width*height (ImageTooLargeError beyond it).
+    """
     if isinstance(frame, EncodedFrame):
-        return prepare_encoded(frame)
+        return prepare_encoded(frame, max_pixels)
     if isinstance(frame, RawFrame):
-        return prepare_raw(frame)
+        return prepare_raw(frame, max_pixels)
     raise UnsupportedEncodingError(
         f'{type(frame).__name__} is not a frame; wrap data in EncodedFrame or RawFrame '
         '(or use frame_from_message)')

@@ -108,7 +108,7 @@ class OpenCVPreprocessor:
 
     def run(self, frames):
         """Preprocess a list of frames; bad frames are reported in ``errors``, not raised."""
-        prepared, errors = prepare_batch(frames)
+        prepared, errors = prepare_batch(frames, self.spec.max_pixels)
         geometries = geometries_for(self.spec, prepared)
         per_frame = [{name: geometries[name][row] for name in geometries}
                      for row in range(len(prepared))]

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from dali_trt_ros.errors import FrameError
 from dali_trt_ros.preprocess.geometry import FrameGeometry
+from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
 from dali_trt_ros.preprocess.inputs import prepare_frame
 
 
@@ -39,12 +40,12 @@ class PreprocessResult:
         return not self.errors
 
 
-def prepare_batch(frames):
+def prepare_batch(frames, max_pixels=DEFAULT_MAX_PIXELS):
     """Validate frames; return ([(index, PreparedFrame)], {index: FrameError})."""
     prepared, errors = [], {}
     for index, frame in enumerate(frames):
         try:
-            prepared.append((index, prepare_frame(frame)))
+            prepared.append((index, prepare_frame(frame, max_pixels)))
         except FrameError as error:
             errors[index] = error
     return prepared, errors

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import math
 
 from dali_trt_ros.errors import ConfigError
+from dali_trt_ros.frames import DEFAULT_MAX_PIXELS, MAX_DIMENSION
 
 RESIZE_MODES = ('stretch', 'letterbox')
 # 'area' is deliberately absent: DALI has no area filter; linear with antialias is its equivalent.
@@ -136,11 +137,16 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class PreprocessSpec:
-    """All model inputs fed from one decode, the largest batch, and where to run."""
+    """All model inputs fed from one decode, the largest batch, where to run, the pixel budget.
+
+    ``max_pixels`` refuses frames whose declared width*height is larger, before decoding
+    (``ImageTooLargeError``); the default is sized for DCI 8K cameras (see frames.py).
+    """
 
     inputs: tuple = field(default_factory=tuple)
     max_batch: int = 1
     device: str = 'auto'
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         """Validate; raise ConfigError naming the bad key."""
@@ -152,23 +158,25 @@ class PreprocessSpec:
             raise ConfigError(f'preprocess.inputs has duplicate names: {names}')
         object.__setattr__(self, 'inputs', inputs)
         _positive_int('max_batch', self.max_batch, 256)
+        _positive_int('max_pixels', self.max_pixels, MAX_DIMENSION * MAX_DIMENSION)
         if self.device not in DEVICES:
             raise ConfigError(f'preprocess.device = {self.device!r} is not one of '
                               f'{", ".join(DEVICES)}')
 
     @classmethod
     def from_dict(cls, d):
-        """Build from a mapping with ``inputs`` (list of input mappings), max_batch, device."""
+        """Build from a mapping: ``inputs`` (input mappings), max_batch, device, max_pixels."""
         if not isinstance(d, dict):
             raise ConfigError(f'preprocess must be a mapping, got {type(d).__name__}')
-        unknown = sorted(set(d) - {'inputs', 'max_batch', 'device'})
+        unknown = sorted(set(d) - {'inputs', 'max_batch', 'device', 'max_pixels'})
         if unknown:
             raise ConfigError(f'preprocess has unknown key(s) {", ".join(unknown)}')
         raw_inputs = d.get('inputs')
         if not isinstance(raw_inputs, (list, tuple)):
             raise ConfigError('preprocess.inputs must be a list of input mappings')
         return cls(tuple(InputSpec.from_dict(i) for i in raw_inputs),
-                   d.get('max_batch', 1), d.get('device', 'auto'))
+                   d.get('max_batch', 1), d.get('device', 'auto'),
+                   d.get('max_pixels', DEFAULT_MAX_PIXELS))
 
     def input(self, name):
         """Return the InputSpec called ``name``."""
