@@ -17,8 +17,8 @@ import image_bombs
 from dali_trt_ros.errors import (ConfigError, ImageTooLargeError, MalformedFrameError,
                                  UnsupportedPixelFormatError)
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
-from dali_trt_ros.preprocess import (EncodedFrame, InputSpec, Preprocessor, PreprocessSpec,
-                                     RawFrame, ReferencePreprocessor)
+from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec, PreprocessSpec,
+                                     OpenCVPreprocessor, RawFrame)
 from dali_trt_ros.preprocess.inputs import prepare_frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,8 +61,8 @@ def test_raw_frames_count_against_the_budget_too():
 @pytest.mark.parametrize('backend', ['opencv', 'dali-cpu'])
 def test_budget_from_the_spec_applies_to_each_backend(backend, photo):
     spec = PreprocessSpec(SPEC.inputs, max_pixels=128 * 127)
-    preprocessor = ReferencePreprocessor(spec) if backend == 'opencv' \
-        else Preprocessor(spec, device_id=None)
+    preprocessor = OpenCVPreprocessor(spec) if backend == 'opencv' \
+        else DaliPreprocessor(spec, device_id=None)
     result = preprocessor.run([EncodedFrame(image_bombs.small_jpeg(photo)),
                                RawFrame(photo[:127].tobytes(), 128, 127, 'rgb8')])
     assert list(result.errors) == [0] and isinstance(result.errors[0], ImageTooLargeError)
@@ -133,9 +133,9 @@ def test_unneeded_pixel_formats_are_refused_with_a_reason(photo):
 @pytest.mark.parametrize('backend', ['opencv', 'dali-cpu'])
 def test_accepted_formats_decode_to_the_photo(backend, photo):
     """8-bit gray/gray+alpha/RGB/RGBA PNG, gray and progressive JPEG decode on both paths."""
-    preprocessor = ReferencePreprocessor(PreprocessSpec((InputSpec('x', 128, 128),))) \
-        if backend == 'opencv' else Preprocessor(PreprocessSpec((InputSpec('x', 128, 128),)),
-                                                 device_id=None)
+    spec = PreprocessSpec((InputSpec('x', 128, 128),))
+    preprocessor = OpenCVPreprocessor(spec) if backend == 'opencv' \
+        else DaliPreprocessor(spec, device_id=None)
     from PIL import Image
     gray = np.asarray(Image.fromarray(photo).convert('L'))[:, :, None]
     accepted = {
@@ -165,16 +165,16 @@ sys.path.insert(0, sys.argv[1])
 import numpy as np
 import image_bombs
 from dali_trt_ros.errors import ImageTooLargeError
-from dali_trt_ros.preprocess import (EncodedFrame, InputSpec, Preprocessor, PreprocessSpec,
-                                     ReferencePreprocessor)
+from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec, PreprocessSpec,
+                                     OpenCVPreprocessor)
 
 spec = PreprocessSpec((InputSpec('det', 300, 300),))
 bombs = {'jpeg': image_bombs.jpeg_bomb(), 'png_1bit': image_bombs.png_bomb_1bit(),
          'png_gray8': image_bombs.png_bomb_gray8()}
 good = EncodedFrame(image_bombs.small_jpeg(np.full((480, 640, 3), 90, np.uint8)))
 report = {}
-for name, preprocessor in (('opencv', ReferencePreprocessor(spec)),
-                           ('dali-cpu', Preprocessor(spec, device_id=None))):
+for name, preprocessor in (('opencv', OpenCVPreprocessor(spec)),
+                           ('dali-cpu', DaliPreprocessor(spec, device_id=None))):
     assert preprocessor.run([good]).errors == {}  # warm up: libraries and pools loaded
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for bomb_name, bomb in bombs.items():
