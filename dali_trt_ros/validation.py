@@ -13,9 +13,14 @@ from dali_trt_ros.errors import ConfigError
 
 
 def child(where, key):
-    """Path of ``key`` inside ``where``: ``input`` + ``mean`` -> ``input.mean``; ints index."""
+    """Path of ``key`` inside ``where``: ``input`` + ``mean`` -> ``input.mean``; ints index.
+
+    A YAML file as ``where`` is the document root: ``ssd.yaml`` + ``onnx`` -> ``ssd.yaml: onnx``.
+    """
     if isinstance(key, int):
         return f'{where}[{key}]'
+    if str(where).endswith(('.yaml', '.yml')):
+        return f'{where}: {key}'
     return f'{where}.{key}' if where else str(key)
 
 

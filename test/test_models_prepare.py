@@ -23,6 +23,7 @@ from dali_trt_ros.models.cache import downloads_dir, read_manifest
 from dali_trt_ros.models.deeplab import UNTRAINED_NOTICE, build_deeplabv3
 from dali_trt_ros.models.registry import OBJECTRON_LABEL_MAP_RANGE
 from dali_trt_ros.models.sources import read_member
+from dali_trt_ros.preprocess.spec import InputSpec
 from dali_trt_ros.tools import prepare_models
 
 DLA_FRIENDLY_OPS = {'Conv', 'Relu', 'Add', 'Concat', 'AveragePool', 'MaxPool', 'Resize'}
@@ -269,19 +270,35 @@ def _write_description(tmp_path, mutate):
 
 
 @pytest.mark.parametrize('mutate, message', [
-    (lambda d: d['input'].pop('mean'), r'input\.mean is required'),
-    (lambda d: d.update(trained='yes'), 'trained must be true or false'),
-    (lambda d: d['input'].update(layout='CHW'), r'input\.layout must be one of'),
-    (lambda d: d['input'].update(std=[255, 0, 255]), r'input\.std entries must be > 0'),
+    (lambda d: d['input'].pop('width'), r'broken\.yaml: input\.width: required but missing'),
+    (lambda d: d['input'].update(mean='x'),
+     r"broken\.yaml: input\.mean: expected a number or 3 numbers, got 'x'"),
+    (lambda d: d.update(trained='yes'), "broken.yaml: trained: expected true or false, got 'yes'"),
+    (lambda d: d['input'].update(layout='CHW'), r'input\.layout: expected one of'),
+    (lambda d: d['input'].update(std=[255, 0, 255]), r'input\.std: expected numbers other than 0'),
     (lambda d: d['input'].update(colour='RGB'), 'unknown key.*colour'),
-    (lambda d: d['decoder'].update(output='mask'), r'decoder\.output is .mask.'),
-    (lambda d: d.pop('onnx'), "required key 'onnx'"),
+    (lambda d: d['decoder'].update(output='mask'),
+     r"decoder\.output: expected one of activation_10, got 'mask'"),
+    (lambda d: d.pop('onnx'), 'broken.yaml: onnx: required but missing'),
     (lambda d: d.update(labels='labels/missing.txt'), 'label file .*missing.txt'),
 ])
 def test_bad_descriptions_name_the_key(tmp_path, mutate, message):
     path = _write_description(tmp_path, mutate)
     with pytest.raises(ConfigError, match=message):
         load_model_description(path)
+
+
+def test_input_block_follows_the_preprocessing_rules(tmp_path):
+    """Defaults and scale/offset: what InputSpec accepts, a description accepts."""
+    def use_scale_offset_and_defaults(content):
+        for key in ('mean', 'std', 'resize', 'interpolation', 'antialias', 'color', 'dtype'):
+            content['input'].pop(key)
+        content['input'].update(scale=1 / 255, offset=0.0)
+
+    path = _write_description(tmp_path, use_scale_offset_and_defaults)
+    description = load_model_description(path, cache_dir=tmp_path)
+    spec = InputSpec.from_dict(description.input)
+    assert spec.std == pytest.approx((255.0,) * 3) and spec.mean == (0.0,) * 3
 
 
 def test_copied_description_resolves_labels_next_to_it(tmp_path):

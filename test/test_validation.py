@@ -21,6 +21,7 @@ def test_valid_values_come_back_in_canonical_types():
     assert check.child('input', 'mean') == 'input.mean'
     assert check.child('input.mean', 2) == 'input.mean[2]'
     assert check.child('', 'models') == 'models'
+    assert check.child('config/models/ssd.yaml', 'input') == 'config/models/ssd.yaml: input'
 
 
 @pytest.mark.parametrize('call, message', [

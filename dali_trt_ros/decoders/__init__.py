@@ -4,24 +4,20 @@ Decoders take the engine's ``{output_name: array}`` dict of a batch and one Fram
 frame, and return results in original-image pixels. No ROS, TensorRT or DALI imports here.
 """
 
+from dali_trt_ros import validation as check
 from dali_trt_ros.decoders.drawing import (cityscapes_palette, draw_detections, overlay,
                                            palette_by_name, voc_palette)
 from dali_trt_ros.decoders.results import Detections, SegmentationResult
 from dali_trt_ros.decoders.segmentation import SegmentationDecoder
 from dali_trt_ros.decoders.ssd import SsdDecoder
-from dali_trt_ros.errors import ConfigError
 
 DECODER_TYPES = {'ssd': SsdDecoder, 'segmentation': SegmentationDecoder}
 
 
 def decoder_from_config(mapping, labels=None, path='decoder'):
     """Build the decoder named by ``mapping['type']`` (ssd or segmentation)."""
-    if not isinstance(mapping, dict):
-        raise ConfigError(f'{path} must be a mapping with a type key (ssd or segmentation)')
-    decoder_type = mapping.get('type')
-    if decoder_type not in DECODER_TYPES:
-        raise ConfigError(f'{path}.type must be one of {", ".join(sorted(DECODER_TYPES))}, '
-                          f'got {decoder_type!r}')
+    check.mapping(mapping, path)
+    decoder_type = check.choice(mapping.get('type'), sorted(DECODER_TYPES), f'{path}.type')
     return DECODER_TYPES[decoder_type].from_config(mapping, labels, path)
 
 

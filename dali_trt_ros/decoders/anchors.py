@@ -14,21 +14,21 @@ import math
 
 import numpy as np
 
-from dali_trt_ros.decoders import _config as cfg
+from dali_trt_ros import validation as check
 from dali_trt_ros.errors import ConfigError
 
 
-def _pairs(values, path):
-    """Turn a list of ints or [h, w] pairs into a list of (h, w) tuples."""
+def _pairs(values, path, whole=False, low=None):
+    """Turn a list of numbers or [h, w] pairs into a list of (h, w) tuples."""
     if not isinstance(values, (list, tuple)) or not values:
-        raise ConfigError(f'{path} must be a non-empty list, got {values!r}')
+        raise check.invalid(path, 'a non-empty list', values)
     pairs = []
     for i, value in enumerate(values):
-        item_path = f'{path}[{i}]'
+        item_path = check.child(path, i)
         if isinstance(value, (list, tuple)):
-            h, w = cfg.number_list(value, item_path, length=2)
+            h, w = check.numbers(value, item_path, length=2, whole=whole, low=low)
         else:
-            h = w = cfg.number(value, item_path)
+            h = w = (check.integer if whole else check.number)(value, item_path, low=low)
         pairs.append((h, w))
     return pairs
 
@@ -190,13 +190,7 @@ def _feature_maps(mapping, path):
     """Feature map sizes given directly, or derived as ceil(image / stride) like MediaPipe."""
     sizes = mapping.get('feature_map_sizes')
     if sizes is not None:
-        if not isinstance(sizes, (list, tuple)) or not sizes:
-            raise ConfigError(f'{path}.feature_map_sizes must be a non-empty list')
-        pairs = _pairs(sizes, f'{path}.feature_map_sizes')
-        for i, (h, w) in enumerate(pairs):
-            if h < 1 or w < 1 or int(h) != h or int(w) != w:
-                raise ConfigError(f'{path}.feature_map_sizes[{i}] must be positive integers')
-        return [(int(h), int(w)) for h, w in pairs]
+        return _pairs(sizes, f'{path}.feature_map_sizes', whole=True, low=1)
     if mapping.get('strides') is not None and mapping.get('image_size') is not None:
         im_h, im_w = _image_size(mapping['image_size'], f'{path}.image_size')
         strides = _pairs(mapping['strides'], f'{path}.strides')
@@ -207,57 +201,59 @@ def _feature_maps(mapping, path):
 
 def _tf_anchors_from_config(mapping, path):
     """Build TF multiple-grid anchors from a validated mapping."""
-    cfg.reject_unknown_keys(mapping, TF_KEYS, path)
+    check.known_keys(mapping, TF_KEYS, path)
     feature_maps = _feature_maps(mapping, path)
-    num_layers = cfg.number(mapping.get('num_layers', len(feature_maps)), f'{path}.num_layers',
-                            low=1, integer=True)
+    num_layers = check.integer(mapping.get('num_layers', len(feature_maps)),
+                               f'{path}.num_layers', low=1)
     if num_layers != len(feature_maps):
         raise ConfigError(f'{path}.num_layers is {num_layers} but {len(feature_maps)} feature '
                           'map sizes are given; they must match')
     scales = mapping.get('scales')
     if scales is not None:
-        scales = cfg.number_list(scales, f'{path}.scales', low=0.0)
+        scales = check.numbers(scales, f'{path}.scales', low=0.0)
     specs = tf_box_specs(
         num_layers,
-        min_scale=cfg.number(mapping.get('min_scale', 0.2), f'{path}.min_scale', low=0.0),
-        max_scale=cfg.number(mapping.get('max_scale', 0.95), f'{path}.max_scale', low=0.0),
+        min_scale=check.number(mapping.get('min_scale', 0.2), f'{path}.min_scale', low=0.0),
+        max_scale=check.number(mapping.get('max_scale', 0.95), f'{path}.max_scale', low=0.0),
         scales=scales,
-        aspect_ratios=cfg.number_list(mapping.get('aspect_ratios', [1.0, 2.0, 0.5, 3.0, 1 / 3]),
-                                      f'{path}.aspect_ratios', low=1e-6),
-        interpolated_scale_aspect_ratio=cfg.number(
+        aspect_ratios=check.numbers(mapping.get('aspect_ratios', [1.0, 2.0, 0.5, 3.0, 1 / 3]),
+                                    f'{path}.aspect_ratios', low=1e-6),
+        interpolated_scale_aspect_ratio=check.number(
             mapping.get('interpolated_scale_aspect_ratio', 1.0),
             f'{path}.interpolated_scale_aspect_ratio', low=0.0),
-        reduce_boxes_in_lowest_layer=bool(mapping.get('reduce_boxes_in_lowest_layer', True)))
+        reduce_boxes_in_lowest_layer=check.boolean(
+            mapping.get('reduce_boxes_in_lowest_layer', True),
+            f'{path}.reduce_boxes_in_lowest_layer'))
     image_size = mapping.get('image_size')
     return tf_multiple_grid_anchors(
         feature_maps, specs,
-        anchor_offset=cfg.number(mapping.get('anchor_offset', 0.5), f'{path}.anchor_offset'),
-        base_anchor_size=cfg.number_list(mapping.get('base_anchor_size', [1.0, 1.0]),
-                                         f'{path}.base_anchor_size', length=2),
+        anchor_offset=check.number(mapping.get('anchor_offset', 0.5), f'{path}.anchor_offset'),
+        base_anchor_size=check.numbers(mapping.get('base_anchor_size', [1.0, 1.0]),
+                                       f'{path}.base_anchor_size', length=2),
         image_size=None if image_size is None else _image_size(image_size, f'{path}.image_size'))
 
 
 def _prior_anchors_from_config(mapping, path):
     """Build original-SSD prior boxes from a validated mapping."""
-    cfg.reject_unknown_keys(mapping, PRIOR_KEYS, path)
-    image_size = _image_size(cfg.required(mapping, 'image_size', path), f'{path}.image_size')
+    check.known_keys(mapping, PRIOR_KEYS, path)
+    image_size = _image_size(check.required(mapping, 'image_size', path), f'{path}.image_size')
     feature_maps = _feature_maps(mapping, path)
-    steps = _pairs(cfg.required(mapping, 'steps', path), f'{path}.steps')
-    min_sizes = cfg.number_list(cfg.required(mapping, 'min_sizes', path), f'{path}.min_sizes',
-                                low=1e-6)
+    steps = _pairs(check.required(mapping, 'steps', path), f'{path}.steps')
+    min_sizes = check.numbers(check.required(mapping, 'min_sizes', path), f'{path}.min_sizes',
+                              low=1e-6)
     max_sizes = mapping.get('max_sizes')
     if max_sizes is not None:
-        max_sizes = cfg.number_list(max_sizes, f'{path}.max_sizes', low=1e-6)
+        max_sizes = check.numbers(max_sizes, f'{path}.max_sizes', low=1e-6)
     ratios = mapping.get('aspect_ratios')
     if ratios is not None:
         if not isinstance(ratios, (list, tuple)):
-            raise ConfigError(f'{path}.aspect_ratios must be a list (one list per feature map)')
-        ratios = [cfg.number_list(r, f'{path}.aspect_ratios[{i}]', low=1e-6) if r else []
+            raise check.invalid(f'{path}.aspect_ratios', 'one list per feature map', ratios)
+        ratios = [check.numbers(r, f'{path}.aspect_ratios[{i}]', low=1e-6) if r else []
                   for i, r in enumerate(ratios)]
     return ssd_prior_boxes(image_size, feature_maps, steps, min_sizes, max_sizes, ratios,
-                           flip=bool(mapping.get('flip', True)),
+                           flip=check.boolean(mapping.get('flip', True), f'{path}.flip'),
                            clip=mapping.get('clip', 'corners'),
-                           offset=cfg.number(mapping.get('offset', 0.5), f'{path}.offset'))
+                           offset=check.number(mapping.get('offset', 0.5), f'{path}.offset'))
 
 
 GENERATORS = {'tf_multiple_grid': _tf_anchors_from_config,
@@ -266,7 +262,7 @@ GENERATORS = {'tf_multiple_grid': _tf_anchors_from_config,
 
 def anchors_from_config(mapping, path='decoder.anchors'):
     """Generate anchors from the ``decoder.anchors`` mapping; ConfigError names bad keys."""
-    cfg.check_mapping(mapping, path)
-    generator = cfg.choice(cfg.required(mapping, 'generator', path), sorted(GENERATORS),
-                           f'{path}.generator')
+    check.mapping(mapping, path)
+    generator = check.choice(check.required(mapping, 'generator', path), sorted(GENERATORS),
+                             f'{path}.generator')
     return GENERATORS[generator](mapping, path)

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from dali_trt_ros.decoders import _config as cfg
+from dali_trt_ros import validation as check
 from dali_trt_ros.errors import ConfigError
 
 # Caps exp() so garbage codes cannot overflow to inf (a box 1000/16 times its anchor is the
@@ -43,20 +43,20 @@ class CenterSizeBoxCoder:
     @classmethod
     def from_config(cls, mapping, path='decoder.box_coder'):
         """Build from ``{scales: [..4..]} or {variances: [center, size]}`` plus ``order``."""
-        mapping = {} if mapping is None else cfg.check_mapping(mapping, path)
-        cfg.reject_unknown_keys(mapping, {'scales', 'variances', 'order'}, path)
+        mapping = {} if mapping is None else check.mapping(mapping, path)
+        check.known_keys(mapping, {'scales', 'variances', 'order'}, path)
         if 'scales' in mapping and 'variances' in mapping:
             raise ConfigError(f'{path}: give either scales or variances, not both')
-        order = cfg.choice(mapping.get('order', 'yxhw'), sorted(ORDERS), f'{path}.order')
+        order = check.choice(mapping.get('order', 'yxhw'), sorted(ORDERS), f'{path}.order')
         if 'variances' in mapping:
-            variances = cfg.number_list(mapping['variances'], f'{path}.variances', low=1e-9)
+            variances = check.numbers(mapping['variances'], f'{path}.variances', low=1e-9)
             if len(variances) == 2:  # (center, size) as in Caffe SSD
                 variances = [variances[0], variances[0], variances[1], variances[1]]
             elif len(variances) != 4:
                 raise ConfigError(f'{path}.variances must have 2 or 4 entries')
             return cls([1.0 / v for v in variances], order)
-        scales = cfg.number_list(mapping.get('scales', [10.0, 10.0, 5.0, 5.0]),
-                                 f'{path}.scales', low=1e-9, length=4)
+        scales = check.numbers(mapping.get('scales', [10.0, 10.0, 5.0, 5.0]),
+                               f'{path}.scales', low=1e-9, length=4)
         return cls(scales, order)
 
     def decode(self, codes, anchors):

@@ -11,7 +11,7 @@ class.
 
 import numpy as np
 
-from dali_trt_ros.decoders import _config as cfg
+from dali_trt_ros import validation as check
 from dali_trt_ros.decoders.results import SegmentationResult
 from dali_trt_ros.errors import BindingMismatchError, ConfigError
 
@@ -112,8 +112,8 @@ class SegmentationDecoder:
     def __init__(self, output, labels=None, kind='logits', layout='NCHW',
                  probability_threshold=0.5):
         self.output = output
-        self.kind = cfg.choice(kind, KINDS, 'decoder.kind')
-        self.layout = cfg.choice(layout, LAYOUTS, 'decoder.layout')
+        self.kind = check.choice(kind, KINDS, 'decoder.kind')
+        self.layout = check.choice(layout, LAYOUTS, 'decoder.layout')
         self.probability_threshold = probability_threshold
         if labels:
             self.labels = [str(label) for label in labels]
@@ -129,24 +129,22 @@ class SegmentationDecoder:
 
     @probability_threshold.setter
     def probability_threshold(self, value):
-        self._probability_threshold = cfg.probability(value, 'decoder.probability_threshold')
+        self._probability_threshold = check.probability(value, 'decoder.probability_threshold')
 
     @classmethod
     def from_config(cls, mapping, labels=None, path='decoder'):
         """Build from the YAML ``decoder:`` mapping; ConfigError names the offending key."""
-        cfg.check_mapping(mapping, path)
+        check.mapping(mapping, path)
         if mapping.get('type', 'segmentation') != 'segmentation':
             raise ConfigError(f'{path}.type is {mapping.get("type")!r}; SegmentationDecoder '
                               'needs segmentation')
-        cfg.reject_unknown_keys(mapping, {'type', 'output', 'kind', 'layout',
-                                          'probability_threshold'}, path)
-        output = cfg.required(mapping, 'output', path)
-        if not isinstance(output, str) or not output:
-            raise ConfigError(f'{path}.output must be a non-empty output name, got {output!r}')
+        check.known_keys(mapping, {'type', 'output', 'kind', 'layout', 'probability_threshold'},
+                         path)
+        output = check.text(check.required(mapping, 'output', path), f'{path}.output')
         return cls(output, labels,
-                   kind=cfg.choice(mapping.get('kind', 'logits'), KINDS, f'{path}.kind'),
-                   layout=cfg.choice(mapping.get('layout', 'NCHW'), LAYOUTS, f'{path}.layout'),
-                   probability_threshold=cfg.probability(
+                   kind=check.choice(mapping.get('kind', 'logits'), KINDS, f'{path}.kind'),
+                   layout=check.choice(mapping.get('layout', 'NCHW'), LAYOUTS, f'{path}.layout'),
+                   probability_threshold=check.probability(
                        mapping.get('probability_threshold', 0.5), f'{path}.probability_threshold'))
 
     @property

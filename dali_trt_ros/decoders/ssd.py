@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from dali_trt_ros.decoders import _config as cfg
+from dali_trt_ros import validation as check
 from dali_trt_ros.decoders.anchors import anchors_from_config
 from dali_trt_ros.decoders.box_coding import CenterSizeBoxCoder
 from dali_trt_ros.decoders.nms import batched_nms, score_order
@@ -73,24 +73,26 @@ class SsdDecoder:
                  activation='sigmoid', background_index=0, score_threshold=0.5,
                  nms_iou_threshold=0.6, top_k=100, max_per_class=None, pre_nms_top_k=None,
                  box_order='xyxy', normalized_boxes=True, class_offset=0, min_box_size=0.0):
-        self.layout = cfg.choice(layout, LAYOUTS, 'decoder.layout')
+        self.layout = check.choice(layout, LAYOUTS, 'decoder.layout')
         self.labels = [str(label) for label in (labels or [])]
         self.outputs = dict(DEFAULT_OUTPUTS[self.layout], **(outputs or {}))
         if self.layout == 'raw' and anchors is None:
             raise ConfigError('decoder.anchors is required for layout raw')
         self.anchors = None if anchors is None else np.asarray(anchors, dtype=np.float32)
         self.box_coder = box_coder or CenterSizeBoxCoder()
-        self.activation = cfg.choice(activation, ACTIVATIONS, 'decoder.score.activation')
+        self.activation = check.choice(activation, ACTIVATIONS, 'decoder.score.activation')
         self.background_index = background_index
         self.score_threshold = score_threshold
         self.nms_iou_threshold = nms_iou_threshold
-        self.top_k = cfg.optional_positive_int(top_k, 'decoder.top_k')
-        self.max_per_class = cfg.optional_positive_int(max_per_class, 'decoder.max_per_class')
-        self.pre_nms_top_k = cfg.optional_positive_int(pre_nms_top_k, 'decoder.pre_nms_top_k')
-        self.box_order = cfg.choice(box_order, ('xyxy', 'yxyx'), 'decoder.box_order')
+        self.top_k = check.optional(check.integer, top_k, 'decoder.top_k', low=1)
+        self.max_per_class = check.optional(check.integer, max_per_class,
+                                            'decoder.max_per_class', low=1)
+        self.pre_nms_top_k = check.optional(check.integer, pre_nms_top_k,
+                                            'decoder.pre_nms_top_k', low=1)
+        self.box_order = check.choice(box_order, ('xyxy', 'yxyx'), 'decoder.box_order')
         self.normalized_boxes = bool(normalized_boxes)
-        self.class_offset = cfg.number(class_offset, 'decoder.class_offset', integer=True)
-        self.min_box_size = cfg.number(min_box_size, 'decoder.min_box_size', low=0.0)
+        self.class_offset = check.integer(class_offset, 'decoder.class_offset')
+        self.min_box_size = check.number(min_box_size, 'decoder.min_box_size', low=0.0)
 
     # Thresholds are plain attributes for the ROS node to change at run time, validated on set.
     @property
@@ -100,7 +102,7 @@ class SsdDecoder:
 
     @score_threshold.setter
     def score_threshold(self, value):
-        self._score_threshold = cfg.probability(value, 'decoder.score_threshold')
+        self._score_threshold = check.probability(value, 'decoder.score_threshold')
         self._logit_threshold = logit(self._score_threshold)
 
     @property
@@ -110,38 +112,40 @@ class SsdDecoder:
 
     @nms_iou_threshold.setter
     def nms_iou_threshold(self, value):
-        self._nms_iou_threshold = cfg.probability(value, 'decoder.nms_iou_threshold')
+        self._nms_iou_threshold = check.probability(value, 'decoder.nms_iou_threshold')
 
     @classmethod
     def from_config(cls, mapping, labels=None, path='decoder'):
         """Build from the YAML ``decoder:`` mapping; ConfigError names the offending key."""
-        cfg.check_mapping(mapping, path)
+        check.mapping(mapping, path)
         if mapping.get('type', 'ssd') != 'ssd':
             raise ConfigError(f'{path}.type is {mapping.get("type")!r}; SsdDecoder needs ssd')
-        layout = cfg.choice(mapping.get('layout', 'raw'), LAYOUTS, f'{path}.layout')
-        cfg.reject_unknown_keys(mapping, COMMON_KEYS | LAYOUT_KEYS[layout], path)
-        outputs = {key: _output_name(mapping[key], f'{path}.{key}')
+        layout = check.choice(mapping.get('layout', 'raw'), LAYOUTS, f'{path}.layout')
+        check.known_keys(mapping, COMMON_KEYS | LAYOUT_KEYS[layout], path)
+        outputs = {key: check.text(mapping[key], f'{path}.{key}')
                    for key in DEFAULT_OUTPUTS[layout] if key in mapping}
         kwargs = dict(
             labels=labels, layout=layout, outputs=outputs,
-            score_threshold=cfg.probability(mapping.get('score_threshold', 0.5),
-                                            f'{path}.score_threshold'),
-            nms_iou_threshold=cfg.probability(mapping.get('nms_iou_threshold', 0.6),
-                                              f'{path}.nms_iou_threshold'),
-            top_k=cfg.optional_positive_int(mapping.get('top_k', 100), f'{path}.top_k'),
-            max_per_class=cfg.optional_positive_int(mapping.get('max_per_class'),
-                                                    f'{path}.max_per_class'),
-            min_box_size=cfg.number(mapping.get('min_box_size', 0.0), f'{path}.min_box_size',
-                                    low=0.0))
+            score_threshold=check.probability(mapping.get('score_threshold', 0.5),
+                                              f'{path}.score_threshold'),
+            nms_iou_threshold=check.probability(mapping.get('nms_iou_threshold', 0.6),
+                                                f'{path}.nms_iou_threshold'),
+            top_k=check.optional(check.integer, mapping.get('top_k', 100), f'{path}.top_k',
+                                 low=1),
+            max_per_class=check.optional(check.integer, mapping.get('max_per_class'),
+                                         f'{path}.max_per_class', low=1),
+            min_box_size=check.number(mapping.get('min_box_size', 0.0), f'{path}.min_box_size',
+                                      low=0.0))
         if layout == 'raw':
             kwargs.update(_raw_options(mapping, path))
         else:
-            kwargs['normalized_boxes'] = bool(mapping.get('normalized_boxes', True))
-            kwargs['class_offset'] = cfg.number(mapping.get('class_offset', 0),
-                                                f'{path}.class_offset', integer=True)
+            kwargs['normalized_boxes'] = check.boolean(mapping.get('normalized_boxes', True),
+                                                       f'{path}.normalized_boxes')
+            kwargs['class_offset'] = check.integer(mapping.get('class_offset', 0),
+                                                   f'{path}.class_offset')
             if layout == 'efficient_nms':
-                kwargs['box_order'] = cfg.choice(mapping.get('box_order', 'xyxy'),
-                                                 ('xyxy', 'yxyx'), f'{path}.box_order')
+                kwargs['box_order'] = check.choice(mapping.get('box_order', 'xyxy'),
+                                                   ('xyxy', 'yxyx'), f'{path}.box_order')
         return cls(**kwargs)
 
     @property
@@ -279,27 +283,19 @@ class SsdDecoder:
 def _raw_options(mapping, path):
     """Collect the constructor arguments specific to the raw layout."""
     score = mapping.get('score') or {}
-    cfg.check_mapping(score, f'{path}.score')
-    cfg.reject_unknown_keys(score, {'activation', 'background_index'}, f'{path}.score')
+    check.mapping(score, f'{path}.score')
+    check.known_keys(score, {'activation', 'background_index'}, f'{path}.score')
     background = score.get('background_index', 0)
     if background is not None:
-        background = cfg.number(background, f'{path}.score.background_index', low=0,
-                                integer=True)
+        background = check.integer(background, f'{path}.score.background_index', low=0)
     return dict(
-        anchors=anchors_from_config(cfg.required(mapping, 'anchors', path), f'{path}.anchors'),
+        anchors=anchors_from_config(check.required(mapping, 'anchors', path), f'{path}.anchors'),
         box_coder=CenterSizeBoxCoder.from_config(mapping.get('box_coder'), f'{path}.box_coder'),
-        activation=cfg.choice(score.get('activation', 'sigmoid'), ACTIVATIONS,
-                              f'{path}.score.activation'),
+        activation=check.choice(score.get('activation', 'sigmoid'), ACTIVATIONS,
+                                f'{path}.score.activation'),
         background_index=background,
-        pre_nms_top_k=cfg.optional_positive_int(mapping.get('pre_nms_top_k'),
-                                                f'{path}.pre_nms_top_k'))
-
-
-def _output_name(value, path):
-    """Validate an output tensor name."""
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f'{path} must be a non-empty output name, got {value!r}')
-    return value
+        pre_nms_top_k=check.optional(check.integer, mapping.get('pre_nms_top_k'),
+                                     f'{path}.pre_nms_top_k', low=1))
 
 
 def _fetch(outputs, name):

@@ -11,24 +11,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dali_trt_ros import validation as check
 from dali_trt_ros.errors import ConfigError
 from dali_trt_ros.models.cache import default_cache_dir
+from dali_trt_ros.preprocess.spec import InputSpec
 
 PACKAGE = 'dali_trt_ros'
 TOP_LEVEL_REQUIRED = ('name', 'description', 'trained', 'source', 'onnx', 'labels', 'input',
                       'outputs', 'decoder')
 TOP_LEVEL_OPTIONAL = ('license', 'notes')
-INPUT_KEYS = ('name', 'width', 'height', 'resize', 'interpolation', 'antialias', 'color',
-              'layout', 'dtype', 'mean', 'std')
-# Optional: the letterbox fill value the preprocessing also accepts.
-INPUT_OPTIONAL = ('pad_value',)
-INPUT_CHOICES = {
-    'resize': ('stretch', 'letterbox'),
-    'interpolation': ('linear', 'nearest', 'cubic'),
-    'color': ('RGB', 'BGR'),
-    'layout': ('NCHW', 'NHWC'),
-    'dtype': ('float32', 'float16'),
-}
 DECODER_TYPES = ('ssd', 'segmentation')
 # Decoder keys that name ONNX outputs; each must be listed under ``outputs``.
 DECODER_OUTPUT_KEYS = ('box_output', 'score_output', 'class_output', 'count_output',
@@ -111,9 +102,9 @@ def load_model_description(name_or_path, cache_dir=None):
         raise ConfigError(f'{path}: cannot read the model description: {error}') from error
     where = str(path)
     _check_top_level(raw, where)
-    inputs = _check_input(raw['input'], f'{where}: input')
-    outputs = _check_outputs(raw['outputs'], f'{where}: outputs')
-    decoder = _check_decoder(raw['decoder'], outputs, f'{where}: decoder')
+    inputs = _check_input(raw['input'], check.child(where, 'input'))
+    outputs = _check_outputs(raw['outputs'], check.child(where, 'outputs'))
+    decoder = _check_decoder(raw['decoder'], outputs, check.child(where, 'decoder'))
     labels_path = _resolve_labels_path(raw['labels'], path)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     onnx_path = Path(raw['onnx']).expanduser()
@@ -139,26 +130,14 @@ def read_labels(path):
     return [line.strip() for line in lines]
 
 
-def _expect_type(value, expected, key, type_name):
-    if isinstance(value, bool) and expected is not bool:
-        raise ConfigError(f'{key} must be {type_name}, got {value!r}')
-    if not isinstance(value, expected):
-        raise ConfigError(f'{key} must be {type_name}, got {value!r}')
-    return value
-
-
 def _check_top_level(raw, where):
-    _expect_type(raw, dict, f'{where}: the document', 'a mapping')
+    check.known_keys(raw, TOP_LEVEL_REQUIRED + TOP_LEVEL_OPTIONAL, where)
     for key in TOP_LEVEL_REQUIRED:
-        if key not in raw or raw[key] is None:
-            raise ConfigError(f'{where}: required key {key!r} is missing')
-    unknown = sorted(set(raw) - set(TOP_LEVEL_REQUIRED) - set(TOP_LEVEL_OPTIONAL))
-    if unknown:
-        raise ConfigError(f'{where}: unknown key(s) {", ".join(unknown)}')
+        check.required(raw, key, where)
     for key in ('name', 'description', 'onnx', 'labels'):
-        _expect_type(raw[key], str, f'{where}: {key}', 'a string')
-    _expect_type(raw['trained'], bool, f'{where}: trained', 'true or false')
-    source = _expect_type(raw['source'], dict, f'{where}: source', 'a mapping')
+        check.text(raw[key], check.child(where, key))
+    check.boolean(raw['trained'], check.child(where, 'trained'))
+    source = check.mapping(raw['source'], check.child(where, 'source'))
     needed = ('generator',) if 'generator' in source else ('package', 'version', 'sha256')
     for key in needed:
         if not source.get(key):
@@ -167,53 +146,23 @@ def _check_top_level(raw, where):
 
 
 def _check_input(spec, where):
-    _expect_type(spec, dict, where, 'a mapping')
-    missing = [key for key in INPUT_KEYS if key not in spec]
-    if missing:
-        raise ConfigError(f'{where}.{missing[0]} is required but missing')
-    unknown = sorted(set(spec) - set(INPUT_KEYS) - set(INPUT_OPTIONAL))
-    if unknown:
-        raise ConfigError(f'{where}: unknown key(s) {", ".join(unknown)}; allowed keys are '
-                          f'{", ".join(INPUT_KEYS + INPUT_OPTIONAL)}')
-    _expect_type(spec['name'], str, f'{where}.name', 'a string')
-    for key in ('width', 'height'):
-        if _expect_type(spec[key], int, f'{where}.{key}', 'an integer') <= 0:
-            raise ConfigError(f'{where}.{key} must be positive, got {spec[key]!r}')
-    for key, allowed in INPUT_CHOICES.items():
-        if spec[key] not in allowed:
-            raise ConfigError(f'{where}.{key} must be one of {", ".join(allowed)}, '
-                              f'got {spec[key]!r}')
-    _expect_type(spec['antialias'], bool, f'{where}.antialias', 'true or false')
-    for key in ('mean', 'std'):
-        values = _expect_type(spec[key], list, f'{where}.{key}', 'a list of 3 numbers')
-        if len(values) != 3:
-            raise ConfigError(f'{where}.{key} must have 3 entries (one per channel), '
-                              f'got {len(values)}')
-        for index, value in enumerate(values):
-            _expect_type(value, (int, float), f'{where}.{key}[{index}]', 'a number')
-    if any(value <= 0 for value in spec['std']):
-        raise ConfigError(f'{where}.std entries must be > 0, got {spec["std"]!r}')
+    # The preprocessing's own rules, so a description loads exactly when its input builds.
+    InputSpec.from_dict(spec, where)
     return dict(spec)
 
 
 def _check_outputs(outputs, where):
-    _expect_type(outputs, list, where, 'a list of ONNX output names')
-    if not outputs:
-        raise ConfigError(f'{where} must name at least one ONNX output')
-    for index, name in enumerate(outputs):
-        _expect_type(name, str, f'{where}[{index}]', 'a string')
-    return list(outputs)
+    if not isinstance(outputs, list) or not outputs:
+        raise check.invalid(where, 'a non-empty list of ONNX output names', outputs)
+    return [check.text(name, check.child(where, index)) for index, name in enumerate(outputs)]
 
 
 def _check_decoder(decoder, outputs, where):
-    _expect_type(decoder, dict, where, 'a mapping')
-    if decoder.get('type') not in DECODER_TYPES:
-        raise ConfigError(f'{where}.type must be one of {", ".join(DECODER_TYPES)}, '
-                          f'got {decoder.get("type")!r}')
+    check.mapping(decoder, where)
+    check.choice(decoder.get('type'), DECODER_TYPES, check.child(where, 'type'))
     for key in DECODER_OUTPUT_KEYS:
-        if key in decoder and decoder[key] not in outputs:
-            raise ConfigError(f'{where}.{key} is {decoder[key]!r}, which is not one of the '
-                              f'outputs ({", ".join(outputs)})')
+        if key in decoder:
+            check.choice(decoder[key], outputs, check.child(where, key))
     return dict(decoder)
 
 

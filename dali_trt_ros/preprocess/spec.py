@@ -9,9 +9,10 @@ Normalization is ``out = (pixel - mean) / std`` with pixels in 0..255 in the cha
 which ``from_dict`` converts to the equivalent mean/std.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
-import math
 
+from dali_trt_ros import validation as check
 from dali_trt_ros.errors import ConfigError
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS, MAX_DIMENSION
 
@@ -24,35 +25,29 @@ DTYPES = ('float32', 'float16')
 DEVICES = ('auto', 'gpu', 'cpu')
 # Model inputs beyond this are almost certainly a typo (e.g. 30000 instead of 300).
 MAX_INPUT_SIDE = 8192
+CHOICES = {'resize': RESIZE_MODES, 'interpolation': INTERPOLATIONS, 'color': COLORS,
+           'layout': LAYOUTS, 'dtype': DTYPES}
 INPUT_KEYS = ('name', 'width', 'height', 'resize', 'pad_value', 'interpolation', 'antialias',
               'color', 'mean', 'std', 'scale', 'offset', 'layout', 'dtype')
 
 
-def _choice(key, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f'input.{key} = {value!r} is not one of {", ".join(allowed)}')
-    return value
+def _checked_input(values, where):
+    """Return the InputSpec fields of ``values`` in canonical types; ConfigError names the key."""
+    def at(key):
+        return check.child(where, key)
 
-
-def _positive_int(key, value, upper):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= upper:
-        raise ConfigError(f'input.{key} = {value!r} must be an integer in 1..{upper}')
-    return value
-
-
-def _three_floats(key, value):
-    """Accept one number (same for all channels) or three numbers."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value,) * 3
-    try:
-        numbers = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f'input.{key} = {value!r} must be a number or a list of 3 numbers') \
-            from None
-    if len(numbers) != 3 or not all(math.isfinite(v) for v in numbers):
-        raise ConfigError(
-            f'input.{key} = {value!r} must be a number or a list of 3 finite numbers')
-    return numbers
+    checked = dict(values)
+    checked['name'] = check.text(values['name'], at('name'))
+    for key in ('width', 'height'):
+        checked[key] = check.integer(values[key], at(key), low=1, high=MAX_INPUT_SIDE)
+    for key, allowed in CHOICES.items():
+        checked[key] = check.choice(values[key], allowed, at(key))
+    checked['antialias'] = check.boolean(values['antialias'], at('antialias'))
+    # The pad value is applied before normalization, so it is a pixel value.
+    checked['pad_value'] = check.number(values['pad_value'], at('pad_value'), low=0.0, high=255.0)
+    checked['mean'] = check.per_channel(values['mean'], at('mean'))
+    checked['std'] = check.per_channel(values['std'], at('std'), nonzero=True)
+    return checked
 
 
 @dataclass(frozen=True)
@@ -74,52 +69,32 @@ class InputSpec:
 
     def __post_init__(self):
         """Validate every field; raise ConfigError naming the first bad one."""
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f'input.name = {self.name!r} must be the model input tensor name')
-        _positive_int('width', self.width, MAX_INPUT_SIDE)
-        _positive_int('height', self.height, MAX_INPUT_SIDE)
-        _choice('resize', self.resize, RESIZE_MODES)
-        _choice('interpolation', self.interpolation, INTERPOLATIONS)
-        _choice('color', self.color, COLORS)
-        _choice('layout', self.layout, LAYOUTS)
-        _choice('dtype', self.dtype, DTYPES)
-        if not isinstance(self.antialias, bool):
-            raise ConfigError(f'input.antialias = {self.antialias!r} must be true or false')
-        if isinstance(self.pad_value, bool) or not isinstance(self.pad_value, (int, float)) \
-                or not 0.0 <= self.pad_value <= 255.0:
-            raise ConfigError(f'input.pad_value = {self.pad_value!r} must be a pixel value '
-                              'in 0..255 (it is applied before normalization)')
-        object.__setattr__(self, 'pad_value', float(self.pad_value))
-        object.__setattr__(self, 'mean', _three_floats('mean', self.mean))
-        object.__setattr__(self, 'std', _three_floats('std', self.std))
-        if any(s == 0.0 for s in self.std):
-            raise ConfigError(f'input.std = {self.std} must not contain 0 (it divides)')
+        for key, value in _checked_input(dataclasses.asdict(self), 'input').items():
+            object.__setattr__(self, key, value)
 
     @classmethod
-    def from_dict(cls, d):
-        """Build from a configuration mapping (the ``input:`` section of a model YAML)."""
-        if not isinstance(d, dict):
-            raise ConfigError(f'input must be a mapping, got {type(d).__name__}')
-        unknown = sorted(set(d) - set(INPUT_KEYS))
-        if unknown:
-            raise ConfigError(f'input has unknown key(s) {", ".join(unknown)}; '
-                              f'known keys: {", ".join(INPUT_KEYS)}')
+    def from_dict(cls, d, where='input'):
+        """Build from the ``input:`` mapping of a model YAML; errors name ``where`` + the key.
+
+        ``where`` prefixes every message, e.g. ``models/ssd.yaml: input``.
+        """
+        check.known_keys(d, INPUT_KEYS, where)
         for key in ('name', 'width', 'height'):
-            if key not in d:
-                raise ConfigError(f'input.{key} is required')
+            check.required(d, key, where)
         kwargs = {k: v for k, v in d.items() if k not in ('scale', 'offset')}
         if 'scale' in d or 'offset' in d:
             if 'mean' in d or 'std' in d:
-                raise ConfigError('input: give either mean/std or scale/offset, not both')
-            scale = _three_floats('scale', d.get('scale', 1.0))
-            offset = _three_floats('offset', d.get('offset', 0.0))
-            if any(s == 0.0 for s in scale):
-                raise ConfigError(f'input.scale = {d["scale"]!r} must not contain 0')
+                raise ConfigError(f'{where}: give either mean/std or scale/offset, not both')
+            scale = check.per_channel(d.get('scale', 1.0), check.child(where, 'scale'),
+                                      nonzero=True)
+            offset = check.per_channel(d.get('offset', 0.0), check.child(where, 'offset'))
             # pixel * scale + offset == (pixel - mean) / std
             # with std = 1 / scale and mean = -offset / scale
             kwargs['std'] = tuple(1.0 / s for s in scale)
             kwargs['mean'] = tuple(-o / s for o, s in zip(offset, scale))
-        return cls(**kwargs)
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)
+                    if f.default is not dataclasses.MISSING}
+        return cls(**_checked_input(dict(defaults, **kwargs), where))
 
     @property
     def chw(self):
@@ -157,24 +132,22 @@ class PreprocessSpec:
         if len(set(names)) != len(names):
             raise ConfigError(f'preprocess.inputs has duplicate names: {names}')
         object.__setattr__(self, 'inputs', inputs)
-        _positive_int('max_batch', self.max_batch, 256)
-        _positive_int('max_pixels', self.max_pixels, MAX_DIMENSION * MAX_DIMENSION)
-        if self.device not in DEVICES:
-            raise ConfigError(f'preprocess.device = {self.device!r} is not one of '
-                              f'{", ".join(DEVICES)}')
+        object.__setattr__(self, 'max_batch',
+                           check.integer(self.max_batch, 'preprocess.max_batch', low=1, high=256))
+        object.__setattr__(self, 'max_pixels',
+                           check.integer(self.max_pixels, 'preprocess.max_pixels', low=1,
+                                         high=MAX_DIMENSION * MAX_DIMENSION))
+        check.choice(self.device, DEVICES, 'preprocess.device')
 
     @classmethod
     def from_dict(cls, d):
         """Build from a mapping: ``inputs`` (input mappings), max_batch, device, max_pixels."""
-        if not isinstance(d, dict):
-            raise ConfigError(f'preprocess must be a mapping, got {type(d).__name__}')
-        unknown = sorted(set(d) - {'inputs', 'max_batch', 'device', 'max_pixels'})
-        if unknown:
-            raise ConfigError(f'preprocess has unknown key(s) {", ".join(unknown)}')
+        check.known_keys(d, ('inputs', 'max_batch', 'device', 'max_pixels'), 'preprocess')
         raw_inputs = d.get('inputs')
         if not isinstance(raw_inputs, (list, tuple)):
-            raise ConfigError('preprocess.inputs must be a list of input mappings')
-        return cls(tuple(InputSpec.from_dict(i) for i in raw_inputs),
+            raise check.invalid('preprocess.inputs', 'a list of input mappings', raw_inputs)
+        return cls(tuple(InputSpec.from_dict(item, f'preprocess.inputs[{i}]')
+                         for i, item in enumerate(raw_inputs)),
                    d.get('max_batch', 1), d.get('device', 'auto'),
                    d.get('max_pixels', DEFAULT_MAX_PIXELS))
 
