@@ -4,14 +4,15 @@
            -> engines, one thread each (their own CUDA streams: GPU and DLA overlap)
            -> decoders (boxes and masks in original-image pixels)
 
+Post-processing runs on the host (NumPy) or, with ``postprocess='device'``, inside the model
+graph (``models.variants``): then only the final masks and the SSD candidates leave the engine.
+
 The ROS node is a thin layer over :class:`PerceptionPipeline`; tests and tools use it directly.
 """
 
 import concurrent.futures
 import dataclasses
 import logging
-
-import numpy as np
 
 from dali_trt_ros import validation
 from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
@@ -20,6 +21,7 @@ from dali_trt_ros.engines.base import is_dynamic_dim
 from dali_trt_ros.errors import ConfigError, FrameError
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
 from dali_trt_ros.models import load_model_description
+from dali_trt_ros.models.variants import prepare_variant, variant_metadata
 from dali_trt_ros.preprocess import create_preprocessor, InputSpec, PreprocessSpec
 
 LOG = logging.getLogger(__name__)
@@ -54,11 +56,15 @@ class FrameResult:
     error: FrameError = None
 
 
-def engine_config_for(description, backend, providers, device_id, overrides=None):
-    """Engine configuration for a described model; `overrides` may set any engine key."""
-    config = {'model': str(description.onnx_path), 'backend': backend, 'device_id': device_id,
-              'inputs': [{'name': description.input['name']}],
-              'outputs': [{'name': name} for name in description.outputs]}
+def engine_config_for(description, backend, providers, device_id, overrides=None,
+                      model_path=None, outputs=None):
+    """Engine configuration for a described model; `overrides` may set any engine key.
+
+    ``model_path`` and ``outputs`` replace the description's for a model variant.
+    """
+    config = {'model': str(model_path or description.onnx_path), 'backend': backend,
+              'device_id': device_id, 'inputs': [{'name': description.input['name']}],
+              'outputs': [{'name': name} for name in (outputs or description.outputs)]}
     if backend == 'onnxruntime':
         config['providers'] = list(providers)
     config.update(overrides or {})
@@ -79,10 +85,14 @@ class PerceptionPipeline:
     @classmethod
     def from_models(cls, model_names, backend='onnxruntime', providers=('cpu',), device='auto',
                     device_id=0, max_batch=1, cache_dir=None, engine_overrides=None,
-                    cpu_backend=None, max_pixels=DEFAULT_MAX_PIXELS):
+                    cpu_backend=None, max_pixels=DEFAULT_MAX_PIXELS, postprocess='auto',
+                    precision='fp32'):
         """Build the chain for model descriptions (names in config/models or YAML paths).
 
         ``max_pixels``: frames declaring a larger width*height are refused before decoding.
+        ``postprocess``: 'host', 'device' (in the model graph) or 'auto' (device where the
+        models run on a GPU and the decoder supports it); ``precision``: 'fp32' or 'fp16'
+        (ONNX variant with FP16 weights, made at preparation time).
         """
         descriptions = [load_model_description(name, cache_dir=cache_dir) for name in model_names]
         names = [d.name for d in descriptions]
@@ -99,11 +109,17 @@ class PerceptionPipeline:
                            max_pixels=max_pixels),
             device_id=device_id, cpu_backend=cpu_backend)
         overrides = engine_overrides or {}
+        on_gpu = backend == 'tensorrt' or 'cuda' in providers
         models = []
         for description in descriptions:
-            engine = load_engine(engine_config_for(description, backend, providers, device_id,
-                                                   overrides.get(description.name)))
             decoder = decoder_from_config(description.decoder, description.labels)
+            where = postprocess_for(description, postprocess, on_gpu)
+            path = prepare_variant(description, where, precision)
+            if where == 'device':
+                use_device_postprocess(decoder, variant_metadata(path))
+            engine = load_engine(engine_config_for(
+                description, backend, providers, device_id, overrides.get(description.name),
+                model_path=path, outputs=decoder.output_names))
             models.append(PipelineModel(description, engine, decoder))
         return cls(models, preprocessor)
 
@@ -133,21 +149,25 @@ class PerceptionPipeline:
         """Run one model over the good frames of a batch and decode its outputs."""
         name = model.name
         input_name = model.description.input['name']
-        host = pre.tensors[name]
-        batch = host.shape[0]
-        model_batch = model.engine.inputs[0].shape[0] if model.engine.inputs else None
+        geometries = pre.geometries[name]
         device = (pre.device_tensors or {}).get(name)
-        if model_batch == batch or is_dynamic_dim(model_batch):
-            feed = host
-            if device is not None and getattr(model.engine, 'accepts_device_input', False):
-                feed = device_buffer_from_dali(device)  # zero copy: DALI's GPU memory in
-            outputs = model.engine.run({input_name: feed})
+        if device is not None and getattr(model.engine, 'accepts_device_input', False):
+            device = device_buffer_from_dali(device)  # zero copy: DALI's GPU memory in
         else:
-            # A model built for batch 1: run it frame by frame and stack the outputs.
-            per_frame = [model.engine.run({input_name: host[i:i + 1]}) for i in range(batch)]
-            outputs = {key: np.concatenate([out[key] for out in per_frame])
-                       for key in per_frame[0]}
-        return model.decoder.decode(outputs, pre.geometries[name])
+            device = None
+        decoded = [None] * len(geometries)
+        for rows in engine_groups(model, geometries):
+            if device is not None:
+                feed = device.rows(rows[0], rows[-1] + 1)
+            else:
+                # Host copies only here, for engines that need host input.
+                feed = pre.tensors[name][rows[0]:rows[-1] + 1]
+            feeds = {input_name: feed, **model.decoder.device_feeds(geometries[rows[0]])}
+            outputs = model.engine.run(feeds)
+            group = model.decoder.decode(outputs, [geometries[r] for r in rows])
+            for row, item in zip(rows, group):
+                decoded[row] = item
+        return decoded
 
     def set_thresholds(self, score=None, nms_iou=None, mask=None):
         """Change decoding thresholds of every model they apply to (None leaves one unchanged).
@@ -175,3 +195,55 @@ class PerceptionPipeline:
         self._pool.shutdown(wait=True)
         for model in self.models:
             model.engine.close()
+
+
+def postprocess_for(description, postprocess, on_gpu):
+    """Where a model's post-processing runs: 'host' or 'device' (see from_models)."""
+    if postprocess not in ('auto', 'host', 'device'):
+        raise ConfigError(f'postprocess must be auto, host or device, got {postprocess!r}')
+    decoder = description.decoder
+    supported = (decoder.get('type') == 'segmentation'
+                 and decoder.get('kind', 'logits') in ('logits', 'probability')) or \
+        (decoder.get('type') == 'ssd' and decoder.get('layout', 'raw') == 'raw')
+    if postprocess == 'auto':
+        return 'device' if on_gpu and supported else 'host'
+    if postprocess == 'device' and not supported:
+        raise ConfigError(f'{description.name}: its decoder has no device post-processing '
+                          '(segmentation kind logits/probability and SSD layout raw have); '
+                          'use postprocess host')
+    return postprocess
+
+
+def use_device_postprocess(decoder, metadata):
+    """Point a decoder at the outputs of the graph a variant appended (its metadata)."""
+    try:
+        if isinstance(decoder, SegmentationDecoder):
+            decoder.use_device_postprocess(int(metadata['dtr_map_width']),
+                                           int(metadata['dtr_map_height']))
+        else:
+            decoder.use_device_candidates(int(metadata['dtr_candidates']),
+                                          int(metadata['dtr_score_columns']))
+    except KeyError as missing:
+        raise ConfigError(f'the model variant lacks its metadata {missing}; delete the '
+                          '.devpost.onnx file so prepare_variant rebuilds it') from None
+
+
+def engine_groups(model, geometries):
+    """Rows of a batch that go through the engine together, as lists of consecutive rows.
+
+    A model built for a fixed batch other than this one runs frame by frame; a device
+    post-processing graph takes one frame size per run, so rows are grouped by geometry.
+    """
+    rows = list(range(len(geometries)))
+    model_batch = model.engine.inputs[0].shape[0] if model.engine.inputs else None
+    if not (model_batch == len(rows) or is_dynamic_dim(model_batch)):
+        return [[row] for row in rows]
+    if not (model.is_segmentation and model.decoder.device_postprocess):
+        return [rows] if rows else []
+    groups = []
+    for row in rows:
+        if groups and geometries[groups[-1][-1]] == geometries[row]:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups

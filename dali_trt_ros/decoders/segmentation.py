@@ -7,11 +7,17 @@ channelled outputs. The map is brought to the original size through the preproce
 the center of each original pixel is projected into the output map (which crops letterbox
 padding and handles outputs smaller than the input, e.g. output stride 8) and takes the nearest
 class.
+
+With ``device_postprocess`` on, the model graph already made both maps (see
+``dali_trt_ros.models.variants``): ``device_feeds`` gives the row/column indices (the same
+``source_indices`` as here) and the threshold that graph needs, and ``decode`` only reads them.
 """
 
 import numpy as np
 
 from dali_trt_ros import validation as check
+from dali_trt_ros.decoders.device_outputs import (COLUMNS_INPUT, LABEL_MAP_OUTPUT, MASK_OUTPUT,
+                                                  ROWS_INPUT, THRESHOLD_INPUT)
 from dali_trt_ros.decoders.results import SegmentationResult
 from dali_trt_ros.errors import BindingMismatchError, ConfigError
 
@@ -115,6 +121,8 @@ class SegmentationDecoder:
         self.kind = check.choice(kind, KINDS, 'decoder.kind')
         self.layout = check.choice(layout, LAYOUTS, 'decoder.layout')
         self.probability_threshold = probability_threshold
+        self.device_postprocess = False
+        self.output_size = None  # (width, height) of the class map, set with device maps
         if labels:
             self.labels = [str(label) for label in labels]
         elif self.kind == 'probability':
@@ -150,10 +158,32 @@ class SegmentationDecoder:
     @property
     def output_names(self):
         """Names of the model outputs this decoder reads."""
+        if self.device_postprocess:
+            return [LABEL_MAP_OUTPUT, MASK_OUTPUT]
         return [self.output]
+
+    def device_feeds(self, geometry):
+        """Extra inputs of the device post-processing graph for frames of this geometry."""
+        if not self.device_postprocess:
+            return {}
+        columns, rows = source_indices(geometry, *self.output_size)
+        feeds = {ROWS_INPUT: rows.astype(np.int32), COLUMNS_INPUT: columns.astype(np.int32)}
+        if self.kind == 'probability':
+            feeds[THRESHOLD_INPUT] = np.array([self._probability_threshold], np.float32)
+        return feeds
+
+    def use_device_postprocess(self, output_width, output_height):
+        """Read maps made by the model graph, whose class map is output_width x output_height."""
+        if self.kind not in ('logits', 'probability'):
+            raise ConfigError(f'device post-processing supports decoder.kind logits and '
+                              f'probability, not {self.kind!r}; use postprocess: host')
+        self.device_postprocess = True
+        self.output_size = (int(output_width), int(output_height))
 
     def decode(self, outputs, geometries):
         """Decode a batch: ``outputs`` maps output names to arrays (batch first)."""
+        if self.device_postprocess:
+            return self._decode_device_maps(outputs, geometries)
         try:
             array = outputs[self.output]
         except KeyError:
@@ -169,6 +199,25 @@ class SegmentationDecoder:
         for small_map, geometry in zip(maps, geometries):
             full_map = upsample_to_original(small_map, geometry)
             # Counting on the small map with per-pixel weights is exact and ~8x less work.
+            weights = original_pixel_weights(geometry, small_map.shape[1], small_map.shape[0])
+            results.append(SegmentationResult(
+                full_map, class_fractions(small_map, self.labels, weights), self.labels))
+        return results
+
+    def _decode_device_maps(self, outputs, geometries):
+        """Wrap the maps the graph made (all frames of the batch share one geometry)."""
+        missing = [name for name in (LABEL_MAP_OUTPUT, MASK_OUTPUT) if name not in outputs]
+        if missing:
+            raise BindingMismatchError(
+                f'device post-processing outputs {missing} are missing; the model produced '
+                f'{sorted(outputs)}. Use the .devpost variant of the model (prepare_variant)')
+        small_maps = np.asarray(outputs[LABEL_MAP_OUTPUT])
+        full_maps = np.asarray(outputs[MASK_OUTPUT])
+        if len(geometries) > small_maps.shape[0]:
+            raise BindingMismatchError(f'{len(geometries)} frames but the model output holds a '
+                                       f'batch of {small_maps.shape[0]}; check the engine batch')
+        results = []
+        for small_map, full_map, geometry in zip(small_maps, full_maps, geometries):
             weights = original_pixel_weights(geometry, small_map.shape[1], small_map.shape[0])
             results.append(SegmentationResult(
                 full_map, class_fractions(small_map, self.labels, weights), self.labels))

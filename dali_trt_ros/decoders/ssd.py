@@ -9,6 +9,11 @@ Layouts (``decoder.layout``):
 * ``legacy_nms``: the older NMS_TRT / Caffe DetectionOutput layout: (N, 1, K, 7) rows of
   (image_id, label, confidence, xmin, ymin, xmax, ymax) plus a keep count (N, 1, 1, 1).
 
+With ``use_device_candidates`` (raw layout), the model graph already activated the scores and
+kept the K best (anchor, foreground class) pairs (``dali_trt_ros.models.variants``); this module
+then thresholds those K and continues as for raw outputs, in the same candidate order, so the
+result equals the host path whenever at most K candidates pass the threshold.
+
 Plugin layouts were suppressed when the engine was built; here only the score threshold (it can
 only be raised above the build-time one) and the original-pixel mapping apply.
 """
@@ -20,6 +25,7 @@ import numpy as np
 from dali_trt_ros import validation as check
 from dali_trt_ros.decoders.anchors import anchors_from_config
 from dali_trt_ros.decoders.box_coding import CenterSizeBoxCoder
+from dali_trt_ros.decoders.device_outputs import CANDIDATE_INDICES, CANDIDATE_SCORES
 from dali_trt_ros.decoders.nms import batched_nms, score_order
 from dali_trt_ros.decoders.results import Detections
 from dali_trt_ros.errors import BindingMismatchError, ConfigError
@@ -93,6 +99,8 @@ class SsdDecoder:
         self.normalized_boxes = bool(normalized_boxes)
         self.class_offset = check.integer(class_offset, 'decoder.class_offset')
         self.min_box_size = check.number(min_box_size, 'decoder.min_box_size', low=0.0)
+        self.device_candidates = None  # K when the graph selects candidates (raw layout only)
+        self._score_columns = None     # the raw head's score columns, with device candidates
 
     # Thresholds are plain attributes for the ROS node to change at run time, validated on set.
     @property
@@ -151,7 +159,24 @@ class SsdDecoder:
     @property
     def output_names(self):
         """Names of the model outputs this decoder reads."""
+        if self.device_candidates:
+            return [self.outputs['box_output'], CANDIDATE_SCORES, CANDIDATE_INDICES]
         return list(self.outputs.values())
+
+    def use_device_candidates(self, count, score_columns):
+        """Read the ``count`` best activated scores the model graph selected (raw layout).
+
+        ``score_columns`` is the width of the raw head's score output (background included).
+        """
+        if self.layout != 'raw':
+            raise ConfigError(f'device candidates need decoder.layout raw, not {self.layout!r}')
+        self._background_column(score_columns)
+        self.device_candidates = int(count)
+        self._score_columns = int(score_columns)
+
+    def device_feeds(self, geometry):
+        """Extra model inputs per geometry: none (the threshold is applied on the host)."""
+        return {}
 
     def decode(self, outputs, geometries):
         """Decode a batch: ``outputs`` maps output names to arrays (batch first).
@@ -159,7 +184,11 @@ class SsdDecoder:
         ``geometries`` holds one FrameGeometry per frame; a static-batch engine may return more
         batch entries than frames, the extra (padding) entries are ignored.
         """
-        arrays = {key: _fetch(outputs, name) for key, name in self.outputs.items()}
+        names = dict(self.outputs)
+        if self.device_candidates:
+            del names['score_output']
+            names.update(candidate_scores=CANDIDATE_SCORES, candidate_indices=CANDIDATE_INDICES)
+        arrays = {key: _fetch(outputs, name) for key, name in names.items()}
         batch = min(array.shape[0] for array in arrays.values())
         if len(geometries) > batch:
             raise BindingMismatchError(f'{len(geometries)} frames but the model outputs hold a '
@@ -178,15 +207,20 @@ class SsdDecoder:
             raise BindingMismatchError(
                 f'box output {self.outputs["box_output"]!r} has {codes.shape[0]} boxes but the '
                 f'anchor configuration generates {num_anchors}; fix decoder.anchors')
-        raw_scores = arrays['score_output'][index].reshape(num_anchors, -1)
-        anchor_idx, columns, scores = self._candidates(raw_scores)
+        if self.device_candidates:
+            anchor_idx, columns, scores = self._device_candidates(arrays, index)
+            num_columns = self._score_columns
+        else:
+            raw_scores = arrays['score_output'][index].reshape(num_anchors, -1)
+            anchor_idx, columns, scores = self._candidates(raw_scores)
+            num_columns = raw_scores.shape[1]
         if self.pre_nms_top_k is not None and scores.size > self.pre_nms_top_k:
             best = score_order(scores)[:self.pre_nms_top_k]
             anchor_idx, columns, scores = anchor_idx[best], columns[best], scores[best]
         boxes = self.box_coder.decode(codes[anchor_idx], self.anchors[anchor_idx])
         keep = batched_nms(boxes, scores, columns, self._nms_iou_threshold,
                            max_per_class=self.max_per_class, max_total=self.top_k)
-        class_ids = self._class_ids_from_columns(columns[keep], raw_scores.shape[1])
+        class_ids = self._class_ids_from_columns(columns[keep], num_columns)
         return self._finish(geometry.normalized_boxes_to_original(boxes[keep]), scores[keep],
                             class_ids)
 
@@ -206,6 +240,23 @@ class SsdDecoder:
             hits[:, background] = False
         anchor_idx, columns = np.nonzero(hits)
         return anchor_idx, columns, probs[anchor_idx, columns].astype(np.float32)
+
+    def _device_candidates(self, arrays, index):
+        """(anchor, column, score) of the graph's candidates that pass the threshold.
+
+        Returned in anchor-major order, the order ``_candidates`` gives on the host, so NMS
+        breaks ties the same way.
+        """
+        scores = np.asarray(arrays['candidate_scores'][index], np.float32).reshape(-1)
+        flat = np.asarray(arrays['candidate_indices'][index]).reshape(-1)
+        passed = scores >= self._score_threshold
+        flat, scores = flat[passed], scores[passed]
+        order = np.argsort(flat, kind='stable')
+        flat, scores = flat[order], scores[order]
+        num_columns = self._score_columns
+        background = self._background_column(num_columns)
+        foreground = np.array([c for c in range(num_columns) if c != background], np.int64)
+        return flat // foreground.size, foreground[flat % foreground.size], scores
 
     def _background_column(self, num_columns):
         """Return the background column index, validated against the score output width."""

@@ -91,6 +91,17 @@ class DeviceBuffer:
         """Return the size of the tensor in bytes."""
         return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
+    def rows(self, start, stop):
+        """Return rows ``start:stop`` of the first axis as a buffer over the same memory."""
+        if not 0 <= start < stop <= self.shape[0]:
+            raise IndexError(f'rows {start}:{stop} outside a batch of {self.shape[0]}')
+        if (start, stop) == (0, self.shape[0]):
+            return self
+        row_bytes = self.nbytes // self.shape[0]
+        return DeviceBuffer(self.data_ptr + start * row_bytes, (stop - start, *self.shape[1:]),
+                            self.dtype, self.device_id, stream=self.stream,
+                            keepalive=self.keepalive)
+
     @classmethod
     def from_cuda_array(cls, array, device_id=0):
         """Wrap any object with ``__cuda_array_interface__`` (CuPy, Numba, DALI TensorGPU)."""

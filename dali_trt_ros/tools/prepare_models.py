@@ -5,6 +5,7 @@ Examples::
     prepare_models --list
     prepare_models                          # every model
     prepare_models ssd_mobilenetv2_oidv4 --offline --cache-dir /data/models
+    prepare_models --no-variants            # skip the FP16 / device post-processing variants
 
 Exit status: 0 when every requested model is ready, 1 when one failed (the message says what to
 do), 2 for bad arguments.
@@ -34,6 +35,9 @@ def build_parser():
                         help='model cache (default: $DALI_TRT_ROS_CACHE/models, else '
                              '$XDG_CACHE_HOME/dali_trt_ros/models, else '
                              '~/.cache/dali_trt_ros/models)')
+    parser.add_argument('--no-variants', action='store_true',
+                        help='do not write the variants (FP16 weights, post-processing in the '
+                             'graph: <model>.{fp16,devpost,fp16.devpost}.onnx)')
     parser.add_argument('--verbose', '-v', action='store_true', help='log each step')
     return parser
 
@@ -87,7 +91,28 @@ def main(argv=None):
             continue
         print(f'{name}: {prepared.status} {prepared.path} sha256 {prepared.sha256} '
               f'({prepared.seconds:.2f} s)')
+        if not args.no_variants:
+            failed |= not prepare_variants(name, cache_dir)
     return 1 if failed else 0
+
+
+def prepare_variants(name, cache_dir):
+    """Write the model's variants that its decoder supports; False if one failed."""
+    from dali_trt_ros.errors import PerceptionError
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.models.variants import prepare_variant
+    from dali_trt_ros.perception import postprocess_for
+    try:
+        description = load_model_description(name, cache_dir=cache_dir)
+        where = postprocess_for(description, 'auto', on_gpu=True)
+        for postprocess, precision in sorted({('host', 'fp16'), (where, 'fp32'), (where, 'fp16')}):
+            if (postprocess, precision) != ('host', 'fp32'):
+                path = prepare_variant(description, postprocess, precision)
+                print(f'{name}: variant {path}')
+    except PerceptionError as error:
+        print(f'prepare_models: {name}: variants: {error}', file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == '__main__':
