@@ -13,12 +13,12 @@ def _run(*args):
 
 
 def test_flake8():
-    result = _run('flake8', 'dali_trt_ros', 'test', 'launch', 'setup.py')
+    result = _run('flake8', 'dali_trt_ros', 'test', 'launch', 'benchmarks', 'setup.py')
     assert result.returncode == 0, f'flake8 found problems:\n{result.stdout}{result.stderr}'
 
 
 def test_pep257_docstrings():
-    result = _run('pydocstyle', 'dali_trt_ros', 'launch', 'setup.py')
+    result = _run('pydocstyle', 'dali_trt_ros', 'launch', 'benchmarks', 'setup.py')
     assert result.returncode == 0, f'pydocstyle found problems:\n{result.stdout}{result.stderr}'
 
 

@@ -201,6 +201,15 @@ class SsdDecoder:
 
     def _decode_raw(self, arrays, index, geometry):
         """Threshold, decode, NMS and map one frame of raw head outputs."""
+        boxes, scores, columns, num_columns = self._raw_candidates(arrays, index)
+        keep = batched_nms(boxes, scores, columns, self._nms_iou_threshold,
+                           max_per_class=self.max_per_class, max_total=self.top_k)
+        class_ids = self._class_ids_from_columns(columns[keep], num_columns)
+        return self._finish(geometry.normalized_boxes_to_original(boxes[keep]), scores[keep],
+                            class_ids)
+
+    def _raw_candidates(self, arrays, index):
+        """NMS input of one frame: normalized boxes, scores and score columns above threshold."""
         codes = arrays['box_output'][index].reshape(-1, 4)
         num_anchors = self.anchors.shape[0]
         if codes.shape[0] != num_anchors:
@@ -218,11 +227,7 @@ class SsdDecoder:
             best = score_order(scores)[:self.pre_nms_top_k]
             anchor_idx, columns, scores = anchor_idx[best], columns[best], scores[best]
         boxes = self.box_coder.decode(codes[anchor_idx], self.anchors[anchor_idx])
-        keep = batched_nms(boxes, scores, columns, self._nms_iou_threshold,
-                           max_per_class=self.max_per_class, max_total=self.top_k)
-        class_ids = self._class_ids_from_columns(columns[keep], num_columns)
-        return self._finish(geometry.normalized_boxes_to_original(boxes[keep]), scores[keep],
-                            class_ids)
+        return boxes, scores, columns, num_columns
 
     def _candidates(self, raw_scores):
         """(anchor, column, score) triples of foreground scores at or above the threshold."""

@@ -1,17 +1,20 @@
 """Print decoder timing tables, and optionally decode a real SSD on scikit-image photos.
 
-    python -m dali_trt_ros.decoders.benchmark [--ssd-onnx PATH] [--repeat N]
+    .venv/bin/python benchmarks/decoders.py [--ssd-onnx PATH] [--repeat N]
 
-Timings are CPU wall-clock medians on this machine; nothing here is a test.
+Timings are CPU wall-clock medians on this machine; nothing here is a test. NMS alone, against
+OpenCV, is benchmarks/nms.py.
 """
 
 import argparse
 import pathlib
+import sys
 import time
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 SSD_CONFIG = REPO / 'config' / 'models' / 'ssd_mobilenetv2_oidv4.yaml'
 
 
@@ -34,23 +37,6 @@ def load_ssd_config():
     labels_path = SSD_CONFIG.parent.parent / config['labels']
     labels = [line.strip() for line in labels_path.read_text().splitlines() if line.strip()]
     return config['decoder'], labels
-
-
-def bench_nms(repeat):
-    """Time class-wise NMS on random candidates of SSD-like density."""
-    from dali_trt_ros.decoders.nms import batched_nms
-
-    rng = np.random.default_rng(0)
-    print('\nclass-wise NMS (random boxes in 300x300, 23 classes, IoU 0.5)')
-    print(f'{"candidates":>10} {"kept":>6} {"ms":>8}')
-    for count in (50, 200, 1000, 4000):
-        xy = rng.uniform(0, 250, (count, 2))
-        boxes = np.column_stack([xy, xy + rng.uniform(10, 120, (count, 2))])
-        scores = rng.uniform(0, 1, count).astype(np.float32)
-        classes = rng.integers(1, 24, count)
-        kept = batched_nms(boxes, scores, classes, 0.5)
-        elapsed = median_ms(lambda: batched_nms(boxes, scores, classes, 0.5), repeat)
-        print(f'{count:>10} {kept.size:>6} {elapsed:>8.3f}')
 
 
 def bench_ssd_decode(repeat):
@@ -145,7 +131,6 @@ def main(argv=None):
     parser.add_argument('--cuda', action='store_true',
                         help='run the real SSD with the ONNX Runtime CUDA execution provider')
     args = parser.parse_args(argv)
-    bench_nms(args.repeat)
     bench_ssd_decode(args.repeat)
     bench_segmentation(max(3, args.repeat // 10))
     if args.ssd_onnx:
