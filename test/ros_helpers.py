@@ -6,7 +6,9 @@ import subprocess
 import sys
 import time
 
-import rclpy
+import pytest
+
+rclpy = pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
 
 
 def start_node(module, *ros_args, name):

@@ -8,6 +8,10 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+COLCON = os.path.join(os.path.dirname(sys.executable), 'colcon')
+pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
+if not os.path.exists(COLCON):
+    pytest.skip(f'colcon is not installed next to {sys.executable}', allow_module_level=True)
 
 
 @pytest.fixture(scope='module')
@@ -15,7 +19,7 @@ def install(tmp_path_factory):
     work = tmp_path_factory.mktemp('colcon_ws')
     env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix)
     result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), 'colcon'), '--log-base', str(work / 'log'),
+        [COLCON, '--log-base', str(work / 'log'),
          'build', '--paths', str(REPO), '--build-base', str(work / 'build'),
          '--install-base', str(work / 'install')],
         cwd=work, env=env, capture_output=True, text=True, timeout=300)

@@ -3,13 +3,14 @@
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
-from vision_msgs.msg import Detection2DArray
 
-from ros_helpers import spin_until, start_node, stop_node
+rclpy = pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from vision_msgs.msg import Detection2DArray  # noqa: E402
+
+from ros_helpers import spin_until, start_node, stop_node  # noqa: E402
 
 DISCOVERY_TIMEOUT = 30.0  # >= 5 s: first discovery on a loaded 2-core CI machine can be slow
 REPLY_TIMEOUT = 15.0

@@ -5,10 +5,13 @@ import pathlib
 import sys
 
 import numpy as np
-from rclpy.serialization import deserialize_message, serialize_message
-from rosbags.typesys import get_types_from_msg, Stores, get_typestore
+import pytest
 
-from dali_trt_ros.nodes.ros_io import detections_msg
+pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
+from rclpy.serialization import deserialize_message, serialize_message  # noqa: E402
+from rosbags.typesys import get_types_from_msg, Stores, get_typestore  # noqa: E402
+
+from dali_trt_ros.nodes.ros_io import detections_msg  # noqa: E402
 
 MSG_DIR = pathlib.Path(__file__).resolve().parents[1] / 'interfaces' / 'vision_msgs' / 'msg'
 

@@ -21,6 +21,7 @@ file changes (its sha256 is recorded in the variant's metadata).
 """
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,10 @@ def convert_to_fp16(model):
     onnx = _onnx()
     float_outputs = {o.name for o in model.graph.output
                      if o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
-    model = float16.convert_float_to_float16(model, keep_io_types=True)
+    with warnings.catch_warnings():
+        # It warns for every weight below float16's range (truncated to 1e-7): expected here.
+        warnings.filterwarnings('ignore', message='the float32 number', category=UserWarning)
+        model = float16.convert_float_to_float16(model, keep_io_types=True)
     # keep_io_types misses outputs produced by ops the converter keeps in float16 (e.g. the
     # DeepLab Resize): cast those back so every variant has the base model's output types.
     for output in model.graph.output:

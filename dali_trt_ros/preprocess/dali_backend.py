@@ -21,6 +21,7 @@ pipeline is unusable after an operator error, so the graph is rebuilt and the ba
 by frame to find the bad frame; the others are still processed.
 """
 
+import functools
 import logging
 import os
 import re
@@ -28,7 +29,8 @@ import re
 import numpy as np
 
 from dali_trt_ros.errors import ConfigError, CorruptImageError, FrameError
-from dali_trt_ros.preprocess.result import geometries_for, prepare_batch, PreprocessResult
+from dali_trt_ros.preprocess.result import (geometries_for, HostCopies, prepare_batch,
+                                            PreprocessResult)
 
 LOG = logging.getLogger(__name__)
 MODES = ('gpu', 'gpu-cpudecode', 'cpu')
@@ -172,6 +174,7 @@ class DaliPreprocessor:
         self.num_threads = num_threads or max(1, min(os.cpu_count() or 1, 4))
         self.backend = f'dali-{self.mode}'
         self._serialized = dict(serialized) if serialized else None
+        self._generation = 0  # runs so far: lazy host copies are valid for the latest only
         self._pipes = {kind: self._new_pipeline(kind) for kind in KINDS}
 
     def _new_pipeline(self, kind):
@@ -256,22 +259,34 @@ class DaliPreprocessor:
         return self._assemble(prepared, geometries, chunks, errors)
 
     def _assemble(self, prepared, geometries, chunks, errors):
-        """Order outputs by frame index and copy them to host arrays."""
+        """Order outputs by frame index; host copies are made only where someone reads them.
+
+        With one GPU chunk the engines take DALI's device memory directly, so ``tensors`` copies
+        an input to the host on first access (until the next ``run``, when DALI reuses that
+        memory); otherwise the host arrays are assembled now.
+        """
         order = sorted((row, c, k) for c, (rows, _) in enumerate(chunks)
                        for k, (row, _) in enumerate(rows))
-        host = [[_host_array(out) for out in outputs] for _, outputs in chunks]
-        tensors = {}
         single_ordered = len(chunks) == 1 and all(k == n for n, (_, _, k) in enumerate(order))
-        for i, spec in enumerate(self.spec.inputs):
+
+        def host_tensor(i, spec):
             if single_ordered:
-                tensors[spec.name] = host[0][i]  # already one dense batch in frame order
-                continue
-            parts = [host[c][i][k] for _, c, k in order]
-            tensors[spec.name] = np.stack(parts) if parts else \
+                return _host_array(chunks[0][1][i])  # already one dense batch in frame order
+            host = {c: _host_array(chunks[c][1][i]) for c in {c for _, c, _ in order}}
+            parts = [host[c][k] for _, c, k in order]
+            return np.stack(parts) if parts else \
                 np.empty((0, *spec.sample_shape()), np.dtype(spec.dtype))
+
+        copies = {s.name: functools.partial(host_tensor, i, s)
+                  for i, s in enumerate(self.spec.inputs)}
         device_tensors = None
+        self._generation += 1
         if self.mode != 'cpu' and len(chunks) == 1:
             device_tensors = {s.name: chunks[0][1][i] for i, s in enumerate(self.spec.inputs)}
+            tensors = HostCopies(copies, lambda generation=self._generation:
+                                 generation == self._generation)
+        else:
+            tensors = {name: copy() for name, copy in copies.items()}
         rows = [row for row, _, _ in order]
         return PreprocessResult(
             tensors=tensors,

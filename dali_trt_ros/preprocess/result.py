@@ -1,5 +1,6 @@
 """What a preprocessor returns, and the per-batch bookkeeping every backend shares."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dali_trt_ros.errors import FrameError
@@ -15,16 +16,52 @@ def geometry_for(spec, width, height):
     return FrameGeometry.stretch(width, height, spec.width, spec.height)
 
 
+class HostCopies(Mapping):
+    """Input name -> host array, each copied from the device on first access only.
+
+    ``valid()`` says whether the device memory still holds this batch (a preprocessor reuses
+    it on its next run); reading a copy that was never made after that raises.
+    """
+
+    def __init__(self, copy_functions, valid):
+        self._copy_functions = dict(copy_functions)
+        self._valid = valid
+        self._copies = {}
+
+    def __getitem__(self, name):
+        if name not in self._copies:
+            copy = self._copy_functions[name]  # KeyError for unknown names, as a dict
+            if not self._valid():
+                raise RuntimeError(
+                    f'the host copy of {name!r} was first asked for after the preprocessor ran '
+                    'again and reused its device memory; read result.tensors before the next '
+                    'run')
+            self._copies[name] = copy()
+        return self._copies[name]
+
+    def __iter__(self):
+        return iter(self._copy_functions)
+
+    def __len__(self):
+        return len(self._copy_functions)
+
+    @property
+    def copied(self):
+        """Names whose host copy was made so far."""
+        return sorted(self._copies)
+
+
 @dataclass
 class PreprocessResult:
     """Tensors for the frames that could be processed, and why the others could not.
 
     Row ``r`` of every tensor belongs to input frame ``frame_indices[r]``; frames that failed are
     absent from the tensors and listed in ``errors`` (frame index -> FrameError). ``tensors`` are
-    host NumPy batches (N, ...) in the spec's layout and dtype; ``geometries[name][r]`` maps row
-    ``r`` back to original pixels. ``device_tensors`` holds the DALI GPU outputs (TensorListGPU,
-    one per input name) for zero-copy hand-over to an engine, or None when the backend has none;
-    they stay valid until the preprocessor's next ``run``.
+    host NumPy batches (N, ...) in the spec's layout and dtype (a HostCopies mapping when the
+    batch is on the GPU: copied on first access, which must come before the next run);
+    ``geometries[name][r]`` maps row ``r`` back to original pixels. ``device_tensors`` holds the
+    DALI GPU outputs (TensorListGPU, one per input name) for zero-copy hand-over to an engine, or
+    None when the backend has none; they stay valid until the preprocessor's next ``run``.
     """
 
     tensors: dict
