@@ -3,6 +3,10 @@
 Input: a real photograph (skimage ``coffee``) enlarged to 720p and 1080p, as JPEG (quality 90)
 and as raw rgb8 frames. Output: the SSD input (300x300 stretch, linear + antialias, NCHW float32,
 (x - 127.5) / 127.5), copied back to host memory, as a node would hand it to a CPU engine.
+Backends: ``dali-gpu``, ``dali-cpu``, ``opencv`` (the package's CPU path, which follows DALI's
+filters: Pillow for antialiased shrinking) and ``opencv-fair`` (what a competent OpenCV user
+writes: ``cv2.imdecode`` + ``cv2.resize`` with INTER_AREA when antialiasing, INTER_LINEAR
+otherwise, + ``cv2.dnn.blobFromImages``, one thread per frame). Goal ratios use ``opencv-fair``.
 Per-frame latency is the wall time of one ``run`` divided by the batch size; throughput is
 frames per second over all timed runs. Prints a table and the issue's goal checks; ``--out``
 also writes results.json and results.md there.
@@ -16,12 +20,13 @@ import os
 import platform
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 SIZES = {'720p': (1280, 720), '1080p': (1920, 1080)}
 GOAL_MS_BATCH1 = 2.5
-GOAL_SPEEDUP_BATCH1 = 4.0
+GOAL_SPEEDUP_BATCH1 = 8.0
 GOAL_SPEEDUP_BATCH4 = 8.0
 
 
@@ -64,12 +69,55 @@ def make_frames(size_name, kind, batch):
     return [frame] * batch
 
 
+class FairOpenCV:
+    """The OpenCV baseline at its best: its own fast paths, a thread per frame of a batch.
+
+    Not the package's CPU path (which matches DALI's antialiased filter with Pillow): this is
+    the obvious alternative a user would write, to compare DALI against.
+    """
+
+    backend = 'opencv-fair'
+
+    def __init__(self, spec, num_threads=None):
+        from concurrent.futures import ThreadPoolExecutor
+        [self.input] = spec.inputs
+        self._pool = ThreadPoolExecutor(num_threads or min(os.cpu_count() or 1, 8))
+
+    def _resized_rgb(self, frame):
+        import cv2
+        if hasattr(frame, 'encoding'):
+            image = np.frombuffer(frame.data, np.uint8).reshape(frame.height, frame.width, 3)
+        else:
+            image = cv2.imdecode(np.frombuffer(frame.data, np.uint8),
+                                 cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        shrinking = image.shape[1] > self.input.width or image.shape[0] > self.input.height
+        interpolation = cv2.INTER_AREA if self.input.antialias and shrinking \
+            else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (self.input.width, self.input.height),
+                             interpolation=interpolation)
+        # Swap channels after shrinking (300x300), not before: 23x fewer pixels.
+        return resized if hasattr(frame, 'encoding') else cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)
+
+    def run(self, frames):
+        """Return the (N, 3, H, W) float32 batch, (x - mean) / std, RGB."""
+        import cv2
+        resized = list(self._pool.map(self._resized_rgb, frames)) if len(frames) > 1 \
+            else [self._resized_rgb(frames[0])]
+        mean, std = self.input.mean, self.input.std
+        # blobFromImages subtracts one mean per channel and multiplies by one scale.
+        blob = cv2.dnn.blobFromImages(resized, scalefactor=1.0 / std[0], mean=tuple(mean),
+                                      swapRB=False, crop=False)
+        return SimpleNamespace(errors={}, tensors={self.input.name: blob})
+
+
 def make_backend(name, spec, device_id, num_threads):
     """Instantiate one backend by benchmark name; (None, reason) when it cannot run here."""
     from dali_trt_ros.preprocess.dali_backend import DaliPreprocessor
     from dali_trt_ros.preprocess.factory import detect_dali_mode
     from dali_trt_ros.preprocess.opencv_backend import OpenCVPreprocessor
 
+    if name == 'opencv-fair':
+        return FairOpenCV(spec, num_threads=num_threads), ''
     if name == 'opencv':
         return OpenCVPreprocessor(spec, num_threads=num_threads), ''
     if name == 'dali-cpu':
@@ -116,14 +164,15 @@ def goal_checks(rows):
         return None
 
     checks = []
-    gpu1, cv1, gpu4, cv4 = (median('dali-gpu', 1), median('opencv', 1),
-                            median('dali-gpu', 4), median('opencv', 4))
+    baseline = 'opencv-fair' if any(r['backend'] == 'opencv-fair' for r in rows) else 'opencv'
+    gpu1, cv1, gpu4, cv4 = (median('dali-gpu', 1), median(baseline, 1),
+                            median('dali-gpu', 4), median(baseline, 4))
     checks.append(('DALI GPU 1080p JPEG batch 1 <= %.1f ms/frame' % GOAL_MS_BATCH1,
                    gpu1, None if gpu1 is None else gpu1 <= GOAL_MS_BATCH1))
     for label, gpu, cv, goal in (('batch 1', gpu1, cv1, GOAL_SPEEDUP_BATCH1),
                                  ('batch 4', gpu4, cv4, GOAL_SPEEDUP_BATCH4)):
         ratio = None if gpu is None or cv is None else cv / gpu
-        checks.append((f'OpenCV/DALI-GPU per-frame ratio at {label} >= {goal:.0f}x', ratio,
+        checks.append((f'{baseline}/DALI-GPU per-frame ratio at {label} >= {goal:.0f}x', ratio,
                        None if ratio is None else ratio >= goal))
     return checks
 
@@ -147,8 +196,8 @@ def format_markdown(rows, checks, notes):
 def parse_args(argv):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--backends', default='dali-gpu,dali-cpu,opencv',
-                        help='comma list of dali-gpu, dali-cpu, opencv')
+    parser.add_argument('--backends', default='dali-gpu,dali-cpu,opencv,opencv-fair',
+                        help='comma list of dali-gpu, dali-cpu, opencv, opencv-fair')
     parser.add_argument('--sizes', default='720p,1080p', help='comma list of 720p, 1080p')
     parser.add_argument('--kinds', default='jpeg,raw', help='comma list of jpeg, raw')
     parser.add_argument('--batches', default='1,4', help='comma list of batch sizes')
