@@ -191,7 +191,7 @@ class PerceptionNode(Node):
 
     def process_frame(self, msg):
         """Run the models on one frame, publish masks/overlay, return its detections."""
-        from dali_trt_ros.preprocess.inputs import frame_from_message, prepare_frame
+        from dali_trt_ros.preprocess.inputs import decode_rgb, frame_from_message, prepare_frame
         frame = frame_from_message(msg)
         if self.pipeline is None:
             prepare_frame(frame)  # validation only: raises a typed FrameError
@@ -204,7 +204,7 @@ class PerceptionNode(Node):
         if segmentation is not None:
             self.mask_pub.publish(ros_io.mono8_msg(msg.header, segmentation.label_map))
         if self.publish_overlay and self.overlay_pub.get_subscription_count() > 0:
-            rgb = ros_io.frame_rgb(prepare_frame(frame))
+            rgb = decode_rgb(prepare_frame(frame))
             self.overlay_pub.publish(ros_io.rgb8_msg(
                 msg.header, ros_io.render_overlay(rgb, detections, segmentation)))
         return detections

@@ -22,15 +22,6 @@ def rgb8_msg(header, rgb):
     return _image_msg(header, rgb, 'rgb8')
 
 
-def frame_rgb(prepared):
-    """Original-size RGB pixels of a validated frame (decodes JPEG/PNG on the CPU)."""
-    if prepared.kind == 'raw':
-        return prepared.payload
-    import cv2
-    bgr = cv2.imdecode(prepared.payload, cv2.IMREAD_COLOR)
-    return bgr[:, :, ::-1]
-
-
 def render_overlay(rgb, detections, segmentation):
     """Boxes and a translucent class mask over the frame, for rviz."""
     from dali_trt_ros.decoders.drawing import draw_detections, overlay, voc_palette

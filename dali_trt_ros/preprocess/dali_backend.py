@@ -30,7 +30,7 @@ import numpy as np
 
 from dali_trt_ros.errors import ConfigError, CorruptImageError, FrameError
 from dali_trt_ros.preprocess.result import (geometries_for, HostCopies, prepare_batch,
-                                            PreprocessResult)
+                                            result_for_rows, stack_samples)
 
 LOG = logging.getLogger(__name__)
 MODES = ('gpu', 'gpu-cpudecode', 'cpu')
@@ -273,9 +273,7 @@ class DaliPreprocessor:
             if single_ordered:
                 return _host_array(chunks[0][1][i])  # already one dense batch in frame order
             host = {c: _host_array(chunks[c][1][i]) for c in {c for _, c, _ in order}}
-            parts = [host[c][k] for _, c, k in order]
-            return np.stack(parts) if parts else \
-                np.empty((0, *spec.sample_shape()), np.dtype(spec.dtype))
+            return stack_samples(spec, [host[c][k] for _, c, k in order])
 
         copies = {s.name: functools.partial(host_tensor, i, s)
                   for i, s in enumerate(self.spec.inputs)}
@@ -287,10 +285,5 @@ class DaliPreprocessor:
                                  generation == self._generation)
         else:
             tensors = {name: copy() for name, copy in copies.items()}
-        rows = [row for row, _, _ in order]
-        return PreprocessResult(
-            tensors=tensors,
-            geometries={name: [geos[r] for r in rows] for name, geos in geometries.items()},
-            frame_indices=[prepared[r][0] for r in rows],
-            errors=dict(sorted(errors.items())), backend=self.backend,
-            device_tensors=device_tensors)
+        return result_for_rows(prepared, geometries, [row for row, _, _ in order], tensors,
+                               errors, self.backend, device_tensors)

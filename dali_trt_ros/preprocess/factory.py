@@ -36,7 +36,8 @@ def _try_gpu_pipeline(device_id, decoder_device):
                          prefetch_queue_depth=1)
     with pipe:
         data = fn.external_source(name='probe', dtype=types.UINT8, ndim=1)
-        image = fn.decoders.image(data, device=decoder_device, output_type=types.RGB)
+        image = fn.decoders.image(data, device=decoder_device, output_type=types.RGB,
+                                  adjust_orientation=False)
         if decoder_device == 'cpu':
             image = image.gpu()
         pipe.set_outputs(fn.resize(image, device='gpu', size=[8.0, 8.0]))

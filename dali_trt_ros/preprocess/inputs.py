@@ -297,6 +297,28 @@ def prepare_raw(frame, max_pixels=DEFAULT_MAX_PIXELS):
     return PreparedFrame('raw', frame.width, frame.height, raw_to_rgb(view, frame.encoding))
 
 
+def decode_rgb(prepared):
+    """Return the original-size (H, W, 3) RGB uint8 pixels of a prepared frame (CPU decode).
+
+    The one CPU decode, shared by the OpenCV preprocessing and the overlay. EXIF orientation is
+    ignored, as camera drivers and the DALI graph (``adjust_orientation=False``) ignore it:
+    pixels stay in the stored grid, where the geometry, boxes and masks are.
+    """
+    if prepared.kind == 'raw':
+        return prepared.payload
+    import cv2
+
+    bgr = cv2.imdecode(prepared.payload, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None:
+        raise CorruptImageError(f'{prepared.codec.upper()} data could not be decoded '
+                                '(corrupt image data)')
+    if bgr.shape[:2] != (prepared.height, prepared.width):
+        raise CorruptImageError(f'{prepared.codec.upper()} decoded to {bgr.shape[1]}x'
+                                f'{bgr.shape[0]} but its header says '
+                                f'{prepared.width}x{prepared.height}')
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def prepare_frame(frame, max_pixels=DEFAULT_MAX_PIXELS):
     """Validate any supported frame; raise a FrameError subclass describing what is wrong.
 

@@ -20,26 +20,12 @@ import os
 
 import numpy as np
 
-from dali_trt_ros.errors import CorruptImageError, FrameError
-from dali_trt_ros.preprocess.result import geometries_for, prepare_batch, PreprocessResult
+from dali_trt_ros.errors import FrameError
+from dali_trt_ros.preprocess.inputs import decode_rgb
+from dali_trt_ros.preprocess.result import (geometries_for, prepare_batch, result_for_rows,
+                                            stack_samples)
 
 BACKEND_NAME = 'opencv'
-
-
-def decode_rgb(prepared):
-    """Decode a prepared encoded frame to (H, W, 3) RGB uint8 with OpenCV."""
-    import cv2
-
-    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    bgr = cv2.imdecode(prepared.payload, flags)
-    if bgr is None:
-        raise CorruptImageError(f'{prepared.codec.upper()} data could not be decoded '
-                                '(corrupt image data)')
-    if bgr.shape[:2] != (prepared.height, prepared.width):
-        raise CorruptImageError(f'{prepared.codec.upper()} decoded to {bgr.shape[1]}x'
-                                f'{bgr.shape[0]} but its header says '
-                                f'{prepared.width}x{prepared.height}')
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def resize_like_dali(rgb, width, height, interpolation, antialias):
@@ -97,7 +83,7 @@ class OpenCVPreprocessor:
             self._pool = None
 
     def _one_frame(self, prepared, geometries):
-        rgb = decode_rgb(prepared) if prepared.kind == 'encoded' else prepared.payload
+        rgb = decode_rgb(prepared)
         tensors = {}
         for spec in self.spec.inputs:
             geometry = geometries[spec.name]
@@ -134,13 +120,6 @@ class OpenCVPreprocessor:
                 errors[index] = outcome
             else:
                 good_rows.append(row)
-        tensors = {}
-        for spec in self.spec.inputs:
-            rows = [outcomes[r][spec.name] for r in good_rows]
-            tensors[spec.name] = np.stack(rows) if rows else \
-                np.empty((0, *spec.sample_shape()), np.dtype(spec.dtype))
-        return PreprocessResult(
-            tensors=tensors,
-            geometries={name: [geos[r] for r in good_rows] for name, geos in geometries.items()},
-            frame_indices=[prepared[r][0] for r in good_rows],
-            errors=dict(sorted(errors.items())), backend=self.backend)
+        tensors = {spec.name: stack_samples(spec, [outcomes[r][spec.name] for r in good_rows])
+                   for spec in self.spec.inputs}
+        return result_for_rows(prepared, geometries, good_rows, tensors, errors, self.backend)

@@ -3,6 +3,8 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dali_trt_ros.errors import FrameError
 from dali_trt_ros.preprocess.geometry import FrameGeometry
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
@@ -92,3 +94,19 @@ def geometries_for(spec, prepared):
     """{input name: [FrameGeometry per prepared frame]} in prepared order."""
     return {i.name: [geometry_for(i, p.width, p.height) for _, p in prepared]
             for i in spec.inputs}
+
+
+def stack_samples(input_spec, samples):
+    """Batch per-frame tensors to (N, ...); no samples give an empty batch of the right shape."""
+    if not samples:
+        return np.empty((0, *input_spec.sample_shape()), np.dtype(input_spec.dtype))
+    return np.stack(samples)
+
+
+def result_for_rows(prepared, geometries, rows, tensors, errors, backend, device_tensors=None):
+    """Assemble the PreprocessResult whose tensors hold the prepared ``rows``, in that order."""
+    return PreprocessResult(
+        tensors=tensors,
+        geometries={name: [geos[r] for r in rows] for name, geos in geometries.items()},
+        frame_indices=[prepared[r][0] for r in rows],
+        errors=dict(sorted(errors.items())), backend=backend, device_tensors=device_tensors)
