@@ -65,6 +65,21 @@ class EngineCacheError(ModelError):
     reason = 'engine_cache'
 
 
+class InferenceError(ModelError):
+    """A model raised while running or decoding a batch; the other models keep running."""
+
+    reason = 'inference_failed'
+    MAX_MESSAGE = 300
+
+    @classmethod
+    def from_exception(cls, model, error):
+        """Wrap an unexpected exception of `model` with a bounded, one-line message."""
+        text = ' '.join(str(error).split())
+        if len(text) > cls.MAX_MESSAGE:
+            text = text[:cls.MAX_MESSAGE] + '...'
+        return cls(f'model {model!r} failed: {type(error).__name__}: {text}')
+
+
 class ConfigError(PerceptionError):
     """A parameter or configuration file value is invalid; the message names it."""
 

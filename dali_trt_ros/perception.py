@@ -13,12 +13,13 @@ The ROS node is a thin layer over :class:`PerceptionPipeline`; tests and tools u
 import concurrent.futures
 import dataclasses
 import logging
+import time
 
 from dali_trt_ros import validation
 from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
 from dali_trt_ros.engines import device_buffer_from_dali, load_engine
 from dali_trt_ros.engines.base import is_dynamic_dim
-from dali_trt_ros.errors import ConfigError, FrameError
+from dali_trt_ros.errors import ConfigError, FrameError, InferenceError, PerceptionError
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
 from dali_trt_ros.models import load_model_description
 from dali_trt_ros.models.variants import prepare_variant, variant_metadata
@@ -48,12 +49,22 @@ class PipelineModel:
 
 @dataclasses.dataclass
 class FrameResult:
-    """What the models made of one input frame (or why the frame was rejected)."""
+    """What the models made of one input frame (or why the frame was rejected).
+
+    ``error`` is set when the frame itself could not be preprocessed (no model ran on it).
+    ``model_errors`` maps a model that failed on this frame's batch to its error; the other
+    models' results are still present. ``timings_ms`` holds the wall-clock milliseconds of the
+    batch this frame was part of: ``preprocess``, ``inference.<model>``, ``postprocess.<model>``
+    (every frame of a batch shares them; ``batch_size`` says how many frames that was).
+    """
 
     index: int
     detections: dict = dataclasses.field(default_factory=dict)     # model -> Detections
     segmentations: dict = dataclasses.field(default_factory=dict)  # model -> SegmentationResult
     error: FrameError = None
+    model_errors: dict = dataclasses.field(default_factory=dict)   # model -> PerceptionError
+    timings_ms: dict = dataclasses.field(default_factory=dict)
+    batch_size: int = 0
 
 
 def engine_config_for(description, backend, providers, device_id, overrides=None,
@@ -129,24 +140,52 @@ class PerceptionPipeline:
         return self.preprocessor.spec.max_pixels
 
     def process(self, frames):
-        """Return one FrameResult per input frame, in order; bad frames carry their error."""
+        """Return one FrameResult per input frame, in order; bad frames carry their error.
+
+        A model that raises does not take the others down: its error is reported in every
+        affected frame's ``model_errors`` and the other models' outputs are returned as usual.
+        """
+        start = time.perf_counter()
         pre = self.preprocessor.run(frames)
-        results = [FrameResult(index=i) for i in range(len(frames))]
+        timings = {'preprocess': (time.perf_counter() - start) * 1e3}
+        results = [FrameResult(index=i, timings_ms=timings, batch_size=len(frames))
+                   for i in range(len(frames))]
         for index, error in pre.errors.items():
             results[index].error = error
         if not pre.frame_indices:
             return results
-        futures = [self._pool.submit(self._run_model, model, pre) for model in self.models]
+        futures = [self._pool.submit(self._run_model_isolated, model, pre)
+                   for model in self.models]
         for model, future in zip(self.models, futures):
-            decoded = future.result()
+            decoded, model_timings, error = future.result()
+            timings.update(model_timings)
+            if error is not None:
+                for frame_index in pre.frame_indices:
+                    results[frame_index].model_errors[model.name] = error
+                continue
             for frame_index, item in zip(pre.frame_indices, decoded):
                 target = (results[frame_index].segmentations if model.is_segmentation
                           else results[frame_index].detections)
                 target[model.name] = item
         return results
 
-    def _run_model(self, model, pre):
-        """Run one model over the good frames of a batch and decode its outputs."""
+    def _run_model_isolated(self, model, pre):
+        """Run one model; return (decoded, timings, error) instead of raising."""
+        timings = {f'inference.{model.name}': 0.0, f'postprocess.{model.name}': 0.0}
+        try:
+            return self._run_model(model, pre, timings), timings, None
+        except Exception as error:  # noqa: B902 - one broken model must not stop the others
+            if not isinstance(error, PerceptionError):
+                LOG.debug('model %s failed', model.name, exc_info=True)
+                error = InferenceError.from_exception(model.name, error)
+            return None, timings, error
+
+    def _run_model(self, model, pre, timings):
+        """Run one model over the good frames of a batch and decode its outputs.
+
+        Adds the milliseconds spent in the engine and in the decoder to ``timings``
+        (``inference.<model>``, ``postprocess.<model>``), also when a step raises.
+        """
         name = model.name
         input_name = model.description.input['name']
         geometries = pre.geometries[name]
@@ -163,8 +202,16 @@ class PerceptionPipeline:
                 # Host copies only here, for engines that need host input.
                 feed = pre.tensors[name][rows[0]:rows[-1] + 1]
             feeds = {input_name: feed, **model.decoder.device_feeds(geometries[rows[0]])}
-            outputs = model.engine.run(feeds)
-            group = model.decoder.decode(outputs, [geometries[r] for r in rows])
+            started = time.perf_counter()
+            try:
+                outputs = model.engine.run(feeds)
+            finally:
+                inferred = time.perf_counter()
+                timings[f'inference.{name}'] += (inferred - started) * 1e3
+            try:
+                group = model.decoder.decode(outputs, [geometries[r] for r in rows])
+            finally:
+                timings[f'postprocess.{name}'] += (time.perf_counter() - inferred) * 1e3
             for row, item in zip(rows, group):
                 decoded[row] = item
         return decoded
@@ -191,10 +238,13 @@ class PerceptionPipeline:
                 model.decoder.nms_iou_threshold = checked['nms_iou']
 
     def close(self):
-        """Stop the worker threads and release the engines."""
+        """Stop the worker threads, release the engines and the preprocessing pipeline."""
         self._pool.shutdown(wait=True)
         for model in self.models:
             model.engine.close()
+        close_preprocessor = getattr(self.preprocessor, 'close', None)
+        if close_preprocessor is not None:
+            close_preprocessor()
 
 
 def postprocess_for(description, postprocess, on_gpu):
