@@ -6,7 +6,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
@@ -15,6 +15,8 @@ from ros_helpers import spin_until, start_node, stop_node  # noqa: E402
 DISCOVERY_TIMEOUT = 30.0  # >= 5 s: first discovery on a loaded 2-core CI machine can be slow
 REPLY_TIMEOUT = 15.0
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @pytest.fixture
@@ -63,6 +65,24 @@ class Harness:
         return values()
 
 
+def reliable_input(topic):
+    """Arguments that make the node's input reliable (the default is the sensor-data profile).
+
+    Tests publish one frame at a time and must not lose it, so they ask for reliable delivery
+    through rclpy's QoS overrides, the way a user would.
+    """
+    return ('-p', f'qos_overrides.{topic}.subscription.reliability:=reliable')
+
+
+def labels_by_id(tester, proc, topic='label_info'):
+    """The latched LabelInfo of `topic` as {class_id string: name}."""
+    from vision_msgs.msg import LabelInfo
+    infos = []
+    tester.create_subscription(LabelInfo, topic, infos.append, LATCHED)
+    assert spin_until(tester, lambda: infos, REPLY_TIMEOUT, proc), 'no LabelInfo received'
+    return {str(c.class_id): c.class_name for c in infos[-1].class_map}
+
+
 def raw_image(stamp_sec, frame_id='cam_front', width=640, height=480, encoding='rgb8',
               pad=0, data=None):
     channels = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}.get(encoding, 3)
@@ -77,10 +97,10 @@ def raw_image(stamp_sec, frame_id='cam_front', width=640, height=480, encoding='
 
 
 def test_raw_frames_keep_headers_and_bad_frames_are_counted(tester):
-    proc = start_node('dali_trt_ros.nodes.perception_node', '-p', 'qos_reliability:=reliable',
+    proc = start_node('dali_trt_ros.nodes.perception_node', *reliable_input('/image_raw'),
                       '-p', 'diagnostics_period_s:=0.2', name='perception_test')
     try:
-        h = Harness(tester, proc, Image, 'image')
+        h = Harness(tester, proc, Image, 'image_raw')
         h.wait_for_discovery()
         good = [raw_image(100, encoding='rgb8'), raw_image(101, 'cam_left', encoding='bgra8'),
                 raw_image(102, encoding='mono8', pad=64), raw_image(103, encoding='bgr8')]
@@ -109,7 +129,8 @@ def test_raw_frames_keep_headers_and_bad_frames_are_counted(tester):
         assert diag['frames_dropped'] == '0'
         assert diag['errors.unsupported_encoding'] == '1'
         assert diag['errors.malformed_frame'] == '2'
-        assert float(diag['latency_ms_p50']) > 0.0
+        assert float(diag['latency_ms.total.p50']) > 0.0
+        assert diag['frames_lost_in_transport'] == '0'
         # The bad frames produced no output at all.
         assert sorted(d.header.stamp.sec for d in h.detections) == [100, 101, 102, 103]
     finally:
@@ -120,10 +141,10 @@ def test_raw_frames_keep_headers_and_bad_frames_are_counted(tester):
 
 def test_compressed_frames(tester):
     proc = start_node('dali_trt_ros.nodes.perception_node', '-p', 'input_transport:=compressed',
-                      '-p', 'qos_reliability:=reliable', '-p', 'diagnostics_period_s:=0.2',
-                      name='perception_test_compressed')
+                      *reliable_input('/image_raw/compressed'),
+                      '-p', 'diagnostics_period_s:=0.2', name='perception_test_compressed')
     try:
-        h = Harness(tester, proc, CompressedImage, 'image/compressed')
+        h = Harness(tester, proc, CompressedImage, 'image_raw/compressed')
         h.wait_for_discovery()
         ok, jpeg = cv2.imencode('.jpg', np.full((48, 64, 3), 128, np.uint8))
         assert ok
@@ -158,11 +179,11 @@ def test_models_over_dds_with_masks_overlay_and_runtime_threshold(tester):
     from skimage import data
 
     proc = start_node('dali_trt_ros.nodes.perception_node', '-p', 'input_transport:=compressed',
-                      '-p', 'qos_reliability:=reliable',
+                      *reliable_input('/image_raw/compressed'),
                       '-p', 'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]',
                       name='perception_test_models')
     try:
-        h = Harness(tester, proc, CompressedImage, 'image/compressed')
+        h = Harness(tester, proc, CompressedImage, 'image_raw/compressed')
         masks, overlays = [], []
         tester.create_subscription(Image, 'segmentation', masks.append, 10)
         tester.create_subscription(Image, 'overlay', overlays.append, 10)
@@ -174,7 +195,7 @@ def test_models_over_dds_with_masks_overlay_and_runtime_threshold(tester):
         out = h.send_and_wait(msg)
         assert out.header.frame_id == 'cam_front' and out.header.stamp.sec == 11
         det = out.detections[0]
-        assert det.results[0].hypothesis.class_id == 'Person'
+        assert labels_by_id(tester, proc)[det.results[0].hypothesis.class_id] == 'Person'
         assert det.header.stamp.sec == 11
         # Center and size of the golden astronaut box (15.8, 14.6, 363.7, 509.7), in pixels.
         assert abs(det.bbox.center.position.x - 189.7) < 10 and abs(det.bbox.size_y - 495) < 15

@@ -56,31 +56,41 @@ def run_transport(transport, photos, timeout, models):
     """Start a node for one input transport, feed it the photos, print its answers."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CompressedImage, Image
-    from vision_msgs.msg import Detection2DArray
+    from vision_msgs.msg import Detection2DArray, LabelInfo
 
     name = f'demo_perception_{transport}'
+    topic = 'image_raw' if transport == 'raw' else 'image_raw/compressed'
+    # The node's input defaults to the sensor-data profile (best effort); the demo sends one
+    # frame at a time and wants each answered, so it asks for reliable input (QoS override).
     proc = subprocess.Popen(
         [sys.executable, '-m', 'dali_trt_ros.nodes.perception_node', '--ros-args',
          '-r', f'__node:={name}', '-p', f'input_transport:={transport}',
-         '-p', 'qos_reliability:=reliable', '-p', 'diagnostics_period_s:=0.25',
+         '-p', f'qos_overrides./{topic}.subscription.reliability:=reliable',
+         '-p', 'diagnostics_period_s:=0.25',
          '-p', f'models:=[{", ".join(models)}]'],
         env=dict(os.environ, PYTHONUNBUFFERED='1'))
     node = rclpy.create_node(f'demo_client_{transport}')
-    replies, diagnostics, masks = [], [], []
-    msg_type, topic, build = ((Image, 'image', image_msg) if transport == 'raw'
-                              else (CompressedImage, 'image/compressed', compressed_msg))
+    replies, diagnostics, masks, label_infos = [], [], [], []
+    msg_type, build = ((Image, image_msg) if transport == 'raw'
+                       else (CompressedImage, compressed_msg))
     pub = node.create_publisher(msg_type, topic,
                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
     node.create_subscription(Detection2DArray, 'detections', replies.append, 10)
     node.create_subscription(DiagnosticArray, '/diagnostics', diagnostics.append, 10)
     node.create_subscription(Image, 'segmentation', masks.append, 10)
+    node.create_subscription(LabelInfo, 'label_info', label_infos.append, QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
     try:
         if not _spin_until(node, lambda: pub.get_subscription_count() > 0
                            and node.count_publishers('detections') > 0, timeout):
             print(f'[{transport}] the node did not come up within {timeout} s', file=sys.stderr)
             return False
+        _spin_until(node, lambda: label_infos, 5.0)
+        names = {str(c.class_id): c.class_name for info in label_infos[-1:]
+                 for c in info.class_map}
         for stamp, (photo, rgb) in enumerate(photos.items(), start=1):
             count = len(replies)
             sent = time.monotonic()
@@ -100,7 +110,8 @@ def run_transport(transport, photos, timeout, models):
                 hyp = det.results[0].hypothesis
                 box = det.bbox
                 center = box.center.position
-                print(f'    {hyp.class_id:20s} {hyp.score:.2f}  center ({center.x:.0f}, '
+                label = names.get(hyp.class_id, f'class {hyp.class_id}')
+                print(f'    {label:20s} {hyp.score:.2f}  center ({center.x:.0f}, '
                       f'{center.y:.0f}) size {box.size_x:.0f}x{box.size_y:.0f}')
         _spin_until(node, lambda: any(
             kv.key == 'frames_processed' and kv.value == str(len(photos))
