@@ -1,44 +1,70 @@
-"""Start perception_node on one camera, with the large-image Fast DDS profile.
+"""Start perception_node for one camera (default) or several, with the large-image DDS profile.
 
 Examples:
-ros2 launch dali_trt_ros perception.launch.py camera:=/camera/image_raw
-ros2 launch dali_trt_ros perception.launch.py camera:=/camera/image_raw/compressed
-input_transport:=compressed
+  ros2 launch dali_trt_ros perception.launch.py
+  ros2 launch dali_trt_ros perception.launch.py namespace:=front input_transport:=compressed
+  ros2 launch dali_trt_ros perception.launch.py cameras:=front,left backend:=tensorrt
+Topics are relative to the namespace: image_raw (or image_raw/compressed) in; detections,
+segmentation, overlay, label_info out; with cameras, each camera's topics under its name.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from dali_trt_ros.nodes.launch_support import dds_profile_environment, parse_camera_list
+
+PACKAGE = 'dali_trt_ros'
+
+
+def _node_actions(context):
+    """Build the node from the resolved arguments (empty ones leave the params file's value)."""
+    share = get_package_share_directory(PACKAGE)
+    arg = {name: LaunchConfiguration(name).perform(context)
+           for name in ('cameras', 'namespace', 'params_file', 'backend', 'input_transport',
+                        'log_level', 'dds_profile')}
+    actions = [SetEnvironmentVariable(name, value) for name, value in dds_profile_environment(
+        os.path.join(share, 'config', 'fastdds_large_images.xml'), arg['dds_profile'],
+        os.environ).items()]
+    overrides = {}
+    if arg['cameras']:
+        overrides['cameras'] = parse_camera_list(arg['cameras'])
+    for name in ('backend', 'input_transport'):
+        if arg[name]:
+            overrides[name] = arg[name]
+    actions.append(Node(
+        package=PACKAGE, executable='perception_node', name='perception_node',
+        namespace=arg['namespace'], output='both',  # an exit's reason lands in the log too
+        parameters=[arg['params_file'], overrides],
+        arguments=['--ros-args', '--log-level', arg['log_level']]))
+    return actions
+
 
 def generate_launch_description():
-    """Describe the perception node, its parameters file and the DDS profile."""
-    share = get_package_share_directory('dali_trt_ros')
-    profile = os.path.join(share, 'config', 'fastdds_large_images.xml')
-    camera = LaunchConfiguration('camera')
-    transport = LaunchConfiguration('input_transport')
-    dds_profile = LaunchConfiguration('dds_profile')
-    # The node subscribes to 'image' (raw) or 'image/compressed'; remap both to the camera.
+    """Declare the arguments; the node is built once they are known."""
+    share = get_package_share_directory(PACKAGE)
     return LaunchDescription([
-        DeclareLaunchArgument('camera', default_value='/camera/image_raw',
-                              description='Camera topic (Image, or CompressedImage).'),
-        DeclareLaunchArgument('input_transport', default_value='raw',
-                              description='raw (sensor_msgs/Image) or compressed.'),
+        DeclareLaunchArgument('cameras', default_value='',
+                              description='Camera names, e.g. front,left (empty: one camera, '
+                                          'topics in the namespace).'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of the node and its topics.'),
         DeclareLaunchArgument('params_file',
                               default_value=os.path.join(share, 'config', 'perception.yaml'),
-                              description='Node parameters (YAML).'),
-        DeclareLaunchArgument('dds_profile', default_value=profile,
-                              description='Fast DDS profile; the same file must be used by '
-                                          'the camera driver / bag player for large frames.'),
-        # Fast DDS 3.x (Jazzy+) reads the first name, 2.x (Humble) the second.
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE', dds_profile),
-        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE', dds_profile),
-        Node(package='dali_trt_ros', executable='perception_node', name='perception_node',
-             output='screen',
-             parameters=[LaunchConfiguration('params_file'), {'input_transport': transport}],
-             remappings=[('image', camera), ('image/compressed', camera)]),
+                              description='Node parameters (YAML keyed /**).'),
+        DeclareLaunchArgument('backend', default_value='',
+                              description='onnxruntime or tensorrt (empty: the params file).'),
+        DeclareLaunchArgument('input_transport', default_value='',
+                              description='raw or compressed (empty: the params file).'),
+        DeclareLaunchArgument('log_level', default_value='info',
+                              description='debug, info, warn, error.'),
+        DeclareLaunchArgument('dds_profile', default_value='',
+                              description='Fast DDS profile (empty: the package profile, unless '
+                                          'one is already exported). Use the same in every '
+                                          'process of the graph.'),
+        OpaqueFunction(function=_node_actions),
     ])

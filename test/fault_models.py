@@ -90,7 +90,7 @@ def write_model(folder, kind):
                   'std': [255.0, 255.0, 255.0]},
         'outputs': ['mask'],
         'decoder': {'type': 'segmentation', 'kind': 'probability', 'layout': 'NCHW',
-                    'threshold': 0.5, 'output': 'mask'},
+                    'probability_threshold': 0.5, 'output': 'mask'},
     }
     path = folder / f'{kind}_model.yaml'
     path.write_text(yaml.safe_dump(description))
