@@ -53,7 +53,9 @@ def test_detection_array_round_trips_between_rclpy_and_rosbags():
     det = msg.detections[0]
     assert (det.bbox.center.position.x, det.bbox.center.position.y) == (60.0, 120.0)
     assert (det.bbox.size_x, det.bbox.size_y) == (100.0, 200.0)
-    assert det.header.stamp.sec == 42 and det.results[0].hypothesis.class_id == 'Person'
+    # class_id is the class index, the key of LabelInfo.class_map (names live there).
+    assert det.header.stamp.sec == 42 and det.results[0].hypothesis.class_id == '3'
+    assert det.header.frame_id == 'cam'
 
     raw = serialize_message(msg)
     store = _rosbags_store()
