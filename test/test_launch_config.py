@@ -12,12 +12,13 @@ import ast
 import pathlib
 
 import pytest
-import rclpy
 import yaml
-from rclpy.parameter import Parameter
 
 from dali_trt_ros.nodes.launch_support import (dds_profile_environment, parse_camera_list,
                                                profile_variable)
+
+rclpy = pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
+from rclpy.parameter import Parameter  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((REPO / 'launch').glob('*.launch.py'))

@@ -1,11 +1,14 @@
 """Message building: class ids keyed to LabelInfo, and no input field multiplied into outputs."""
 
 import numpy as np
-from std_msgs.msg import Header
-from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
-                             VisionClass)
+import pytest
 
-from dali_trt_ros.nodes.ros_io import detections_msg, label_info_msg
+pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
+from std_msgs.msg import Header  # noqa: E402
+from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo,  # noqa: E402
+                             ObjectHypothesisWithPose, VisionClass)
+
+from dali_trt_ros.nodes.ros_io import detections_msg, label_info_msg  # noqa: E402
 
 TYPES = (Detection2DArray, Detection2D, ObjectHypothesisWithPose)
 
