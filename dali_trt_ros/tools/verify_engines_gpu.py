@@ -1,6 +1,7 @@
 """Verify the CUDA engine paths on a GPU machine; exit non-zero on a mismatch.
 
-For each ONNX model (or a generated sample model if none is given), one input batch is made by
+For each ONNX model (default: every model prepare_models has put in the cache), one input batch
+is made by
 a DALI GPU pipeline (nvJPEG decode -> resize -> normalize for image inputs, else an upload of
 random data) and run through:
 
@@ -13,14 +14,13 @@ Outputs must match the reference within ``atol + rtol * max|reference|``; the ta
 largest difference and the median time per run. The CUDA runtime bindings (cuda-python, CuPy,
 ctypes libcudart) that TensorRT buffers use are also exercised (copy round trip, stream wait).
 
-    python -m dali_trt_ros.tools.verify_engines_gpu [model.onnx ...] [--runs 50]
+    python -m dali_trt_ros.tools.verify_engines_gpu [model.onnx ...] [--cache-dir DIR] [--runs 50]
 """
 
 import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -196,21 +196,33 @@ def _round_trip(name, cuda, data):
             f'H2D->D2D->D2H across two streams {"identical" if same else "DIFFERENT"}')
 
 
+def prepared_models(cache_dir=None):
+    """Return the ONNX paths of every model in the cache; exit with advice when there is none."""
+    from dali_trt_ros.errors import ModelError
+    from dali_trt_ros.models import MODELS, verify_model as verify_prepared
+    paths = []
+    for name in sorted(MODELS):
+        try:
+            paths.append(str(verify_prepared(name, cache_dir).path))
+        except ModelError as error:
+            print(f'{name}: skipped ({error})', file=sys.stderr)
+    if not paths:
+        raise SystemExit('no prepared model found: run prepare_models (or name ONNX files)')
+    return paths
+
+
 def main(argv=None):
     """Run the checks; return 0 if every path matched the CPU reference."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('models', nargs='*', help='ONNX models (default: a generated sample)')
+    parser.add_argument('models', nargs='*',
+                        help='ONNX models (default: every prepared model in the cache)')
+    parser.add_argument('--cache-dir', help='model cache (default: the usual one)')
     parser.add_argument('--runs', type=int, default=50)
     parser.add_argument('--atol', type=float, default=1e-3)
     parser.add_argument('--rtol', type=float, default=1e-3,
                         help='relative to the largest |reference| value of each output')
     args = parser.parse_args(argv)
-    models = args.models
-    if not models:
-        from dali_trt_ros.engines.sample_model import write_conv_relu_model
-        folder = tempfile.mkdtemp()
-        models = [write_conv_relu_model(os.path.join(folder, 'sample.onnx'), batch=2,
-                                        size=64, filters=16)[0]]
+    models = args.models or prepared_models(args.cache_dir)
     binding_lines, all_ok = check_cuda_bindings()
     print('CUDA bindings:')
     for line in binding_lines:

@@ -2,9 +2,9 @@
 
 Three steps, because LiteRT lives in its own venv (``pip install ai-edge-litert==2.3.0 numpy``)::
 
-    python -m dali_trt_ros.models.litert_reference export DIR   # package venv: inputs + ONNX
-    /path/litert-venv/bin/python dali_trt_ros/models/litert_reference.py run DIR
-    python -m dali_trt_ros.models.litert_reference compare DIR  # prints max differences
+    .venv/bin/python benchmarks/litert_reference.py export DIR   # package venv: inputs + ONNX
+    /path/litert-venv/bin/python benchmarks/litert_reference.py run DIR
+    .venv/bin/python benchmarks/litert_reference.py compare DIR  # prints max differences
 
 The ``run`` step needs only numpy and ai_edge_litert. LiteRT lacks MediaPipe's custom
 ``Convolution2DTransposeBias``, so ``run`` rewrites it into the builtin TRANSPOSE_CONV (same
@@ -14,6 +14,9 @@ ONNX conversion.
 
 import sys
 from pathlib import Path
+
+# The export step imports the package from this checkout; run needs only numpy and LiteRT.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SSD_IMAGES = ('astronaut', 'chelsea', 'coffee')
 SELFIE_IMAGES = ('astronaut',)
