@@ -28,6 +28,7 @@ import re
 
 import numpy as np
 
+from dali_trt_ros.codec_messages import capture_codec_messages
 from dali_trt_ros.errors import ConfigError, CorruptImageError, FrameError
 from dali_trt_ros.preprocess.result import (geometries_for, HostCopies, prepare_batch,
                                             result_for_rows, stack_samples)
@@ -219,7 +220,10 @@ class DaliPreprocessor:
             pipe.feed_input(start_source(index), [
                 np.array([-g.content_window()[1], -g.content_window()[0]], np.int32)
                 for g in geos])
-        return pipe.run()
+        if kind != 'encoded':
+            return pipe.run()
+        with capture_codec_messages():  # the CPU decoders' libjpeg/libpng warnings
+            return pipe.run()
 
     def _run_chunk(self, kind, rows, geometries, errors):
         """Run rows; on a DALI error, rebuild and isolate the bad frame(s).

@@ -23,6 +23,7 @@ import struct
 
 import numpy as np
 
+from dali_trt_ros.codec_messages import capture_codec_messages
 from dali_trt_ros.errors import (CorruptImageError, ImageTooLargeError, MalformedFrameError,
                                  UnsupportedEncodingError, UnsupportedPixelFormatError)
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS, MAX_DIMENSION, raw_encoding, raw_frame_view
@@ -308,7 +309,8 @@ def decode_rgb(prepared):
         return prepared.payload
     import cv2
 
-    bgr = cv2.imdecode(prepared.payload, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    with capture_codec_messages():  # libjpeg/libpng warnings: counted, rate-limited logs
+        bgr = cv2.imdecode(prepared.payload, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None:
         raise CorruptImageError(f'{prepared.codec.upper()} data could not be decoded '
                                 '(corrupt image data)')
