@@ -1,8 +1,8 @@
 """Codec warnings (libjpeg, libpng, OpenCV) routed through rate-limited, counted logging.
 
-libjpeg-turbo and libpng print warnings such as ``Corrupt JPEG data: 265 extraneous bytes
-before marker 0xd9`` or ``libpng warning: tEXt: CRC error`` with ``fprintf(stderr, ...)``,
-from inside OpenCV's and DALI's decoders: one raw line per corrupt frame, bypassing every
+libjpeg-turbo, libpng and DALI's nvImageCodec print warnings such as ``Corrupt JPEG data: 265
+extraneous bytes before marker 0xd9`` or ``libpng warning: tEXt: CRC error`` straight to
+stderr, from inside OpenCV's and DALI's decoders: one raw line per corrupt frame, bypassing every
 logger. No decoder offers a switch for it, so while a decode runs, file descriptor 2 is pointed
 at a pipe (``capture_codec_messages()``, a re-entrant, thread-safe window: a few microseconds).
 A reader thread sorts what arrives: codec lines are counted by library and logged through
@@ -37,12 +37,15 @@ CODEC_LINES = (
     ('libpng', re.compile(r'libpng (warning|error): ')),
     ('opencv', re.compile(r'\[ ?(WARN|ERROR|INFO):\d+@[\d.]+\] global '
                           r'(grfmt_\w+|loadsave|bitstrm|exif)\.cpp')),
+    # DALI's nvImageCodec parsers: "[ERROR] [jpeg_parser] Invalid marker", maybe in colour.
+    ('nvimgcodec', re.compile(r'(\x1b\[[0-9;]*m)?\[(ERROR|WARNING|WARN|INFO)\] '
+                              r'(\x1b\[[0-9;]*m)?\[[a-z_]+\] ')),
 )
 PARTIAL_LINE_WAIT_S = 0.05
 
 
 def classify(line):
-    """Return the library that wrote ``line`` ('libjpeg', 'libpng', 'opencv') or None."""
+    """Return the library that wrote ``line`` ('libjpeg', 'libpng', ...) or None."""
     for library, pattern in CODEC_LINES:
         if pattern.match(line):
             return library

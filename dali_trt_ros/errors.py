@@ -84,3 +84,15 @@ class ConfigError(PerceptionError):
     """A parameter or configuration file value is invalid; the message names it."""
 
     reason = 'config_error'
+
+
+def bounded_repr(value, limit=64):
+    """repr() of an input-supplied value, cut to ``limit`` characters.
+
+    Error messages quote what a frame declared (format, encoding); a hostile or broken
+    publisher can send megabytes there, and messages end up in logs and diagnostics.
+    """
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(value)
+    return f'{text[:limit]!r}... ({len(text)} characters)'

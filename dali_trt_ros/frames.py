@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dali_trt_ros.errors import MalformedFrameError, UnsupportedEncodingError
+from dali_trt_ros.errors import bounded_repr, MalformedFrameError, UnsupportedEncodingError
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def raw_encoding(encoding):
         return RAW_ENCODINGS[encoding]
     except KeyError:
         raise UnsupportedEncodingError(
-            f'image encoding {encoding!r} is not supported; publish one of '
+            f'image encoding {bounded_repr(encoding)} is not supported; publish one of '
             f'{", ".join(sorted(RAW_ENCODINGS))} (or a sensor_msgs/CompressedImage in jpeg/png)'
         ) from None
 

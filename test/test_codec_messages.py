@@ -77,10 +77,13 @@ def test_codec_lines_are_recognised_and_others_are_not():
         'libpng warning: tEXt: CRC error': 'libpng',
         'libpng error: IDAT: CRC error': 'libpng',
         '[ WARN:0@1.234] global grfmt_png.cpp:123 read_chunk chunk too large': 'opencv',
+        '\x1b[0;31m[ERROR] \x1b[0m[jpeg_parser] Invalid marker': 'nvimgcodec',
+        '[WARNING] [png_parser] Unexpected chunk': 'nvimgcodec',
     }
     for line, library in codec.items():
         assert classify(line) == library, line
     for line in ('[WARN] [1700000000.1] [perception_node]: frame skipped: Corrupt JPEG data',
+                 '\x1b[31m[ERROR] [1700000000.123456789] [perception_node]: unexpected',
                  'LOGGED dali_trt_ros.codec libjpeg: Corrupt JPEG data: 3 extraneous bytes',
                  'Traceback (most recent call last):', ''):
         assert classify(line) is None, line

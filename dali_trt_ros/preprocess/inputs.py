@@ -24,8 +24,9 @@ import struct
 import numpy as np
 
 from dali_trt_ros.codec_messages import capture_codec_messages
-from dali_trt_ros.errors import (CorruptImageError, ImageTooLargeError, MalformedFrameError,
-                                 UnsupportedEncodingError, UnsupportedPixelFormatError)
+from dali_trt_ros.errors import (bounded_repr, CorruptImageError, ImageTooLargeError,
+                                 MalformedFrameError, UnsupportedEncodingError,
+                                 UnsupportedPixelFormatError)
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS, MAX_DIMENSION, raw_encoding, raw_frame_view
 
 JPEG_MAGIC = b'\xff\xd8\xff'
@@ -243,14 +244,15 @@ def sniff_codec(buffer, declared_format=''):
     if head.startswith(PNG_MAGIC):
         return 'png'
     declared = (declared_format or '').lower().replace(' ', '')
+    quoted = bounded_repr(declared_format)
     if any(word in declared for word in UNSUPPORTED_FORMAT_WORDS):
         raise UnsupportedEncodingError(
-            f'compressed format {declared_format!r} is not supported; publish jpeg or png')
+            f'compressed format {quoted} is not supported; publish jpeg or png')
     if 'jpeg' in declared or 'jpg' in declared or 'png' in declared:
-        raise CorruptImageError(f'data declared as {declared_format!r} does not start with a '
+        raise CorruptImageError(f'data declared as {quoted} does not start with a '
                                 f'JPEG or PNG signature (first bytes {head.hex()})')
     raise UnsupportedEncodingError(
-        f'compressed data (format {declared_format!r}, first bytes {head.hex()}) is neither '
+        f'compressed data (format {quoted}, first bytes {head.hex()}) is neither '
         'JPEG nor PNG; publish jpeg or png')
 
 
@@ -292,7 +294,7 @@ def prepare_raw(frame, max_pixels=DEFAULT_MAX_PIXELS):
         value = getattr(frame, key)
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise MalformedFrameError(
-                f'raw image {key} = {value!r} must be a non-negative integer')
+                f'raw image {key} = {bounded_repr(value)} must be a non-negative integer')
     _check_size(frame.width, frame.height, 'the Image message', max_pixels)
     view = raw_frame_view(frame.data, frame.height, frame.width, frame.encoding, frame.step)
     return PreparedFrame('raw', frame.width, frame.height, raw_to_rgb(view, frame.encoding))
