@@ -16,20 +16,19 @@ FRAMES = 40
 
 DECODE_CORRUPT_FRAMES = r'''
 import json, logging, sys
-sys.path.insert(0, sys.argv[1])
 import numpy as np
-import image_bombs
 from skimage import data
+from dali_trt_ros.tools import hostile_frames
 from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec, OpenCVPreprocessor,
                                      PreprocessSpec)
 
 logging.basicConfig(format='LOGGED %(name)s %(message)s')
 frames = int(sys.argv[2])
-jpeg = bytearray(image_bombs.small_jpeg(data.astronaut()[:256, :256], 90))
+jpeg = bytearray(hostile_frames.small_jpeg(data.astronaut()[:256, :256], 90))
 middle = len(jpeg) // 2
 jpeg[middle:middle + 200] = bytes(range(200))  # entropy data damaged: decodes with a warning
-png = image_bombs.pillow_png(data.astronaut()[:32, :32], 'RGB')
-text_chunk = bytearray(image_bombs.png_chunk(b'tEXt', b'Comment\x00hi'))
+png = hostile_frames.pillow_png(data.astronaut()[:32, :32], 'RGB')
+text_chunk = bytearray(hostile_frames.png_chunk(b'tEXt', b'Comment\x00hi'))
 text_chunk[-1] ^= 0xFF  # bad CRC on an ancillary chunk: libpng warns and decodes
 damaged = [EncodedFrame(bytes(jpeg)), EncodedFrame(png[:33] + bytes(text_chunk) + png[33:])]
 spec = PreprocessSpec((InputSpec('x', 64, 64),), max_batch=2)

@@ -22,11 +22,11 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
-import image_bombs
 from dali_trt_ros.errors import FrameError
 from dali_trt_ros.frames import RAW_ENCODINGS
 from dali_trt_ros.perception import PerceptionPipeline
 from dali_trt_ros.preprocess.inputs import frame_from_message, prepare_frame
+from dali_trt_ros.tools import hostile_frames
 
 CAMPAIGN = int(os.environ.get('DALI_TRT_ROS_FUZZ_EXAMPLES', '0'))
 FUZZ_EXAMPLES = CAMPAIGN or 300
@@ -72,15 +72,15 @@ def _bases():
     """Valid and hostile starting files: the mutations below work on these."""
     photo = _photo(1, 96, 64)
     return [
-        image_bombs.small_jpeg(photo, 90),
-        image_bombs.small_jpeg(photo, 60, progressive=True),
-        image_bombs.pillow_png(photo, 'RGB'),
-        image_bombs.pillow_png(photo, 'L'),
-        image_bombs.pillow_png(photo, 'RGBA'),
-        image_bombs.jpeg_bomb(),
-        image_bombs.png_bomb_1bit(),
-        image_bombs.progressive_jpeg_with_scans(photo, 200),
-        image_bombs.pillow_png(photo, 'I;16'),
+        hostile_frames.small_jpeg(photo, 90),
+        hostile_frames.small_jpeg(photo, 60, progressive=True),
+        hostile_frames.pillow_png(photo, 'RGB'),
+        hostile_frames.pillow_png(photo, 'L'),
+        hostile_frames.pillow_png(photo, 'RGBA'),
+        hostile_frames.jpeg_bomb(),
+        hostile_frames.png_bomb_1bit(),
+        hostile_frames.progressive_jpeg_with_scans(photo, 200),
+        hostile_frames.pillow_png(photo, 'I;16'),
     ]
 
 

@@ -1,6 +1,6 @@
 """Decode memory is bounded before decoding: pixel budget and accepted pixel formats.
 
-Bombs are real files (test/image_bombs.py): without the budget, a 630-byte JPEG declaring
+Bombs are real files (test/hostile_frames.py): without the budget, a 630-byte JPEG declaring
 16384x16384 decodes to 805 MB in 2-6 s. The time/memory test runs in its own process so peak
 RSS (ru_maxrss) measures only the bombs.
 """
@@ -13,13 +13,13 @@ import sys
 import numpy as np
 import pytest
 
-import image_bombs
 from dali_trt_ros.errors import (ConfigError, ImageTooLargeError, MalformedFrameError,
                                  UnsupportedPixelFormatError)
 from dali_trt_ros.frames import DEFAULT_MAX_PIXELS
 from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec, PreprocessSpec,
                                      OpenCVPreprocessor, RawFrame)
 from dali_trt_ros.preprocess.inputs import prepare_frame
+from dali_trt_ros.tools import hostile_frames
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPEC = PreprocessSpec((InputSpec('det', 64, 64),))
@@ -33,14 +33,15 @@ def photo():
 
 def test_default_budget_admits_dci_8k_and_refuses_more():
     assert DEFAULT_MAX_PIXELS == 8192 * 4320
-    at_budget = image_bombs.with_sof(image_bombs.small_jpeg(), 8192, 4320)
+    at_budget = hostile_frames.with_sof(hostile_frames.small_jpeg(), 8192, 4320)
     assert prepare_frame(EncodedFrame(at_budget)).width == 8192
     with pytest.raises(ImageTooLargeError, match=r'8192x4321 = 35397632 pixels'):
-        prepare_frame(EncodedFrame(image_bombs.with_sof(image_bombs.small_jpeg(), 8192, 4321)))
+        too_large = hostile_frames.with_sof(hostile_frames.small_jpeg(), 8192, 4321)
+        prepare_frame(EncodedFrame(too_large))
 
 
-@pytest.mark.parametrize('make', [image_bombs.jpeg_bomb, image_bombs.png_bomb_1bit,
-                                  image_bombs.png_bomb_gray8])
+@pytest.mark.parametrize('make', [hostile_frames.jpeg_bomb, hostile_frames.png_bomb_1bit,
+                                  hostile_frames.png_bomb_gray8])
 def test_bombs_are_refused_by_their_header(make):
     bomb = make()
     assert len(bomb) < 300_000
@@ -63,7 +64,7 @@ def test_budget_from_the_spec_applies_to_each_backend(backend, photo):
     spec = PreprocessSpec(SPEC.inputs, max_pixels=128 * 127)
     preprocessor = OpenCVPreprocessor(spec) if backend == 'opencv' \
         else DaliPreprocessor(spec, device_id=None)
-    result = preprocessor.run([EncodedFrame(image_bombs.small_jpeg(photo)),
+    result = preprocessor.run([EncodedFrame(hostile_frames.small_jpeg(photo)),
                                RawFrame(photo[:127].tobytes(), 128, 127, 'rgb8')])
     assert list(result.errors) == [0] and isinstance(result.errors[0], ImageTooLargeError)
     assert result.frame_indices == [1]
@@ -88,7 +89,7 @@ def test_pipeline_from_models_passes_the_budget(photo):
                                               max_pixels=100 * 100)
     try:
         assert pipeline.max_pixels == 100 * 100
-        [refused, fine] = pipeline.process([EncodedFrame(image_bombs.small_jpeg(photo)),
+        [refused, fine] = pipeline.process([EncodedFrame(hostile_frames.small_jpeg(photo)),
                                             RawFrame(photo[:50].tobytes(), 128, 50, 'rgb8')])
         assert isinstance(refused.error, ImageTooLargeError)
         assert fine.error is None and fine.segmentations
@@ -98,18 +99,18 @@ def test_pipeline_from_models_passes_the_budget(photo):
 
 def refused_formats(photo):
     """name -> file bytes the pipeline refuses (real files where a writer exists)."""
-    jpeg = image_bombs.small_jpeg(photo)
+    jpeg = hostile_frames.small_jpeg(photo)
     return {
-        'png_16bit_gray': image_bombs.pillow_png(photo, 'I;16'),
-        'png_16bit_rgb': image_bombs.make_png(16, 16, bit_depth=16, color_type=2),
-        'png_palette': image_bombs.pillow_png(photo, 'P'),
-        'png_1bit': image_bombs.pillow_png(photo, '1'),
-        'png_interlaced': image_bombs.make_png(1, 1, color_type=2, interlace=1),
+        'png_16bit_gray': hostile_frames.pillow_png(photo, 'I;16'),
+        'png_16bit_rgb': hostile_frames.make_png(16, 16, bit_depth=16, color_type=2),
+        'png_palette': hostile_frames.pillow_png(photo, 'P'),
+        'png_1bit': hostile_frames.pillow_png(photo, '1'),
+        'png_interlaced': hostile_frames.make_png(1, 1, color_type=2, interlace=1),
         'jpeg_cmyk': _pillow_jpeg(photo, 'CMYK'),
-        'jpeg_12bit': image_bombs.with_sof(jpeg, precision=12),
-        'jpeg_lossless': image_bombs.with_sof(jpeg, marker=0xC3),
-        'jpeg_arithmetic': image_bombs.with_sof(jpeg, marker=0xC9),
-        'jpeg_100_scans': image_bombs.progressive_jpeg_with_scans(photo, 100),
+        'jpeg_12bit': hostile_frames.with_sof(jpeg, precision=12),
+        'jpeg_lossless': hostile_frames.with_sof(jpeg, marker=0xC3),
+        'jpeg_arithmetic': hostile_frames.with_sof(jpeg, marker=0xC9),
+        'jpeg_100_scans': hostile_frames.progressive_jpeg_with_scans(photo, 100),
     }
 
 
@@ -139,12 +140,12 @@ def test_accepted_formats_decode_to_the_photo(backend, photo):
     from PIL import Image
     gray = np.asarray(Image.fromarray(photo).convert('L'))[:, :, None]
     accepted = {
-        'png_rgb': (image_bombs.pillow_png(photo, 'RGB'), photo, 0),
-        'png_rgba': (image_bombs.pillow_png(photo, 'RGBA'), photo, 0),
-        'png_gray': (image_bombs.pillow_png(photo, 'L'), gray, 0),
-        'png_gray_alpha': (image_bombs.pillow_png(photo, 'LA'), gray, 0),
+        'png_rgb': (hostile_frames.pillow_png(photo, 'RGB'), photo, 0),
+        'png_rgba': (hostile_frames.pillow_png(photo, 'RGBA'), photo, 0),
+        'png_gray': (hostile_frames.pillow_png(photo, 'L'), gray, 0),
+        'png_gray_alpha': (hostile_frames.pillow_png(photo, 'LA'), gray, 0),
         'jpeg_gray': (_pillow_jpeg(photo, 'L'), gray, 12),
-        'jpeg_progressive': (image_bombs.progressive_jpeg_with_scans(photo, 10), photo, 12),
+        'jpeg_progressive': (hostile_frames.progressive_jpeg_with_scans(photo, 10), photo, 12),
     }
     for name, (data, expected, tolerance) in accepted.items():
         result = preprocessor.run([EncodedFrame(data)])
@@ -156,22 +157,20 @@ def test_accepted_formats_decode_to_the_photo(backend, photo):
 
 def test_header_lies_are_still_typed_errors():
     with pytest.raises(MalformedFrameError, match='0x16384'):
-        prepare_frame(EncodedFrame(image_bombs.with_sof(image_bombs.small_jpeg(), 0, 16384)))
+        prepare_frame(EncodedFrame(hostile_frames.with_sof(hostile_frames.small_jpeg(), 0, 16384)))
 
 
 MEASURE = r'''
 import json, resource, sys, time
-sys.path.insert(0, sys.argv[1])
 import numpy as np
-import image_bombs
-from dali_trt_ros.errors import ImageTooLargeError
 from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec, PreprocessSpec,
                                      OpenCVPreprocessor)
+from dali_trt_ros.tools import hostile_frames
 
 spec = PreprocessSpec((InputSpec('det', 300, 300),))
-bombs = {'jpeg': image_bombs.jpeg_bomb(), 'png_1bit': image_bombs.png_bomb_1bit(),
-         'png_gray8': image_bombs.png_bomb_gray8()}
-good = EncodedFrame(image_bombs.small_jpeg(np.full((480, 640, 3), 90, np.uint8)))
+bombs = {'jpeg': hostile_frames.jpeg_bomb(), 'png_1bit': hostile_frames.png_bomb_1bit(),
+         'png_gray8': hostile_frames.png_bomb_gray8()}
+good = EncodedFrame(hostile_frames.small_jpeg(np.full((480, 640, 3), 90, np.uint8)))
 report = {}
 for name, preprocessor in (('opencv', OpenCVPreprocessor(spec)),
                            ('dali-cpu', DaliPreprocessor(spec, device_id=None))):

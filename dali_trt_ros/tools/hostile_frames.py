@@ -1,6 +1,8 @@
-"""Hostile and unusual JPEG/PNG files built on the spot (no binary fixtures), for the tests.
+"""Hostile and unusual JPEG/PNG files built on the spot, for the soak tool and the tests.
 
 Bombs are real, decodable files: a decoder without a pixel budget decodes them at full size.
+Nothing here is read from disk: every file is made by these functions (PNG by hand with zlib,
+JPEG with OpenCV or Pillow, then edited).
 """
 
 import io
@@ -20,7 +22,7 @@ def png_chunk(kind, payload):
 
 def make_png(width, height, bit_depth=8, color_type=0, interlace=0, row_bytes=None,
              fill=0):
-    """A valid PNG whose every row is ``fill`` bytes (streamed: no full-size buffer)."""
+    """Return a valid PNG whose every row is ``fill`` bytes (streamed: no full-size buffer)."""
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
     row_bytes = row_bytes or (width * channels * bit_depth + 7) // 8
     compressor = zlib.compressobj(9)
@@ -46,7 +48,7 @@ def png_bomb_gray8():
 
 
 def small_jpeg(rgb=None, quality=50, progressive=False):
-    """A JPEG of ``rgb`` (default an 8x8 black image: ~630 bytes) written by OpenCV."""
+    """Encode ``rgb`` (default an 8x8 black image: ~630 bytes) written by OpenCV."""
     import cv2
     rgb = np.zeros((8, 8, 3), np.uint8) if rgb is None else rgb
     params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
@@ -60,7 +62,7 @@ def sof_offset(jpeg):
 
 
 def with_sof(jpeg, width=None, height=None, precision=None, marker=None):
-    """The same JPEG with its frame header claiming another size, precision or coding."""
+    """Return the same JPEG with its frame header claiming another size, precision or coding."""
     damaged = bytearray(jpeg)
     at = sof_offset(jpeg)
     if marker is not None:
@@ -79,7 +81,7 @@ def jpeg_bomb():
 
 
 def progressive_jpeg_with_scans(rgb, scans):
-    """A progressive JPEG with its last scan repeated until it has ``scans`` scans.
+    """Return a progressive JPEG with its last scan repeated until it has ``scans`` scans.
 
     Decoders warn about the repeated refinement but decode it, one pass per scan.
     """
@@ -91,7 +93,7 @@ def progressive_jpeg_with_scans(rgb, scans):
 
 
 def pillow_png(rgb, mode):
-    """A PNG of ``rgb`` converted to a Pillow mode ('L', 'LA', 'RGBA', 'P', 'I;16', ...)."""
+    """Encode ``rgb`` as PNG, converted to a Pillow mode ('L', 'LA', 'RGBA', 'P', 'I;16', ...)."""
     from PIL import Image
     stream = io.BytesIO()
     Image.fromarray(rgb).convert(mode).save(stream, 'PNG')
