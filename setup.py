@@ -42,6 +42,7 @@ setup(
             'prepare_models = dali_trt_ros.tools.prepare_models:main',
             'bench_preprocess = dali_trt_ros.tools.bench_preprocess:main',
             'demo = dali_trt_ros.tools.demo:main',
+            'soak = dali_trt_ros.tools.soak:main',
         ],
     },
 )

@@ -50,7 +50,8 @@ def test_share_files_are_where_ament_index_says(install):
 def test_console_scripts_run_from_install(install):
     prefix, env = install
     scripts = prefix / 'lib' / 'dali_trt_ros'
-    for name in ('perception_node', 'build_engine', 'prepare_models', 'bench_preprocess', 'demo'):
+    for name in ('perception_node', 'build_engine', 'prepare_models', 'bench_preprocess', 'demo',
+                 'soak'):
         assert os.access(scripts / name, os.X_OK), name
     # The installed node starts, validates its parameters and names the bad one.
     result = subprocess.run([str(scripts / 'perception_node'), '--ros-args', '-p',
