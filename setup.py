@@ -43,6 +43,11 @@ setup(
             'bench_preprocess = dali_trt_ros.tools.bench_preprocess:main',
             'demo = dali_trt_ros.tools.demo:main',
             'soak = dali_trt_ros.tools.soak:main',
+            'make_bag = dali_trt_ros.tools.make_bag:main',
+            'play_bag = dali_trt_ros.tools.play_bag:main',
+            'record_outputs = dali_trt_ros.tools.record_outputs:main',
+            'process_bag = dali_trt_ros.tools.process_bag:main',
+            'evaluate_bag = dali_trt_ros.tools.evaluate_bag:main',
         ],
     },
 )
