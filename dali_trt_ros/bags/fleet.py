@@ -18,19 +18,26 @@ def expand_inputs(patterns):
     """Bag folders named by paths or globs; a folder of bags stands for every bag inside it."""
     bags = []
     for pattern in patterns:
-        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
-        if not matches:
-            raise BagError(f'bag {pattern}: no such file or folder (the glob matched nothing)')
-        for match in matches:
-            path = pathlib.Path(match)
+        if not glob.has_magic(pattern):
+            path = pathlib.Path(pattern)
             if is_bag(path) or not path.is_dir():
-                bags.append(path)  # a missing path fails later with its own message
+                bags.append(path)  # named explicitly; a missing path fails with its message
                 continue
-            inside = sorted(p.parent for p in path.glob('*/metadata.yaml'))
-            if not inside:
+            found = _not_outputs(p.parent for p in path.glob('*/metadata.yaml'))
+            if not found:
                 raise BagError(f'bag {path}: not a rosbag2 folder and holds no bag folders')
-            bags.extend(inside)
-    return [b for b in bags if not b.name.endswith(OUTPUT_SUFFIX)]
+            bags.extend(found)
+            continue
+        found = _not_outputs(pathlib.Path(m) for m in glob.glob(pattern) if is_bag(m))
+        if not found:
+            raise BagError(f'bag {pattern}: the pattern matches no rosbag2 folder')
+        bags.extend(found)
+    return bags
+
+
+def _not_outputs(paths):
+    """Sorted bag folders, leaving out this tool's own outputs (<bag>_perception)."""
+    return sorted(p for p in paths if not p.name.endswith(OUTPUT_SUFFIX))
 
 
 def output_for(bag, output_prefix=None):

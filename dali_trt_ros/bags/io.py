@@ -15,6 +15,8 @@ from dali_trt_ros.errors import PerceptionError
 STATUS_KEY = 'dali_trt_ros.status'
 REASON_KEY = 'dali_trt_ros.reason'
 STORAGES = ('mcap', 'sqlite3')
+# Images this package publishes: never taken for camera input unless named explicitly.
+OUTPUT_IMAGE_SUFFIXES = ('/segmentation', '/overlay')
 # Camera-topic suffixes stripped to find a camera's namespace (node convention: <ns>/image_raw).
 CAMERA_SUFFIXES = ('/image_raw/compressed', '/image/compressed', '/image_raw', '/image')
 
@@ -68,16 +70,19 @@ def open_reader(path):
 def select_connections(reader, topics=None, types=CAMERA_TYPES):
     """Return the connections of `topics` (default: every topic of one of `types`).
 
+    The default leaves out this package's own image outputs (``.../segmentation``, ``overlay``).
+
     Raises BagError naming the bag and topic for an unknown topic or one of another type.
     """
     by_topic = {}
     for connection in reader.connections:
         by_topic.setdefault(connection.topic, []).append(connection)
     if topics is None:
-        chosen = [c for c in reader.connections if c.msgtype in types]
+        chosen = [c for c in reader.connections if c.msgtype in types
+                  and not c.topic.endswith(OUTPUT_IMAGE_SUFFIXES)]
         if not chosen:
             raise BagError(f'bag {reader.path}: no topic of type {" or ".join(types)} '
-                           f'(topics: {_listing(by_topic)})')
+                           f'besides perception outputs (topics: {_listing(by_topic)})')
         return chosen
     chosen = []
     for topic in topics:

@@ -65,24 +65,49 @@ class _Reader(threading.Thread):
 
 
 class _Writer(threading.Thread):
-    """Serializes and writes outputs so the models never wait on the disk."""
+    """Owns the output bag: creates, writes and closes it in one thread (sqlite3 insists).
 
-    def __init__(self, writer, depth):
+    The models never wait on serialization or the disk; ``close`` flushes what is queued.
+    """
+
+    def __init__(self, open_writer, depth):
         super().__init__(name='bag_writer', daemon=True)
-        self.writer = writer
+        self._open_writer = open_writer
         self.items = queue.Queue(maxsize=depth)
+        self.ready = threading.Event()
+        self.writer = None
         self.error = None
 
     def run(self):
+        try:
+            self.writer = self._open_writer()
+        except Exception as error:  # BagError (output exists) or OSError
+            self.error = error
+        self.ready.set()
+        if self.writer is None:
+            return
         while True:
             item = self.items.get()
-            if item is _END:
+            if item[0] == 'finish':
+                finish = item[1]
+                if self.error is not None:
+                    finish = dict(finish, complete=False, reason=f'writing failed: {self.error}')
+                self.writer.finish(**finish)
                 return
             if self.error is None:
                 try:
-                    self.writer.write(*item)
+                    self.writer.write(*item[1])
                 except Exception as error:  # disk full etc.: reported by the main thread
                     self.error = error
+
+    def write(self, *args):
+        """Queue one message (topic, type, log time, message) for writing."""
+        self.items.put(('write', args))
+
+    def close(self, **finish):
+        """Flush the queue, then close the bag with :meth:`BagWriter.finish` arguments."""
+        self.items.put(('finish', finish))
+        self.join()
 
 
 # perception_node's parameter defaults (score_threshold, nms_iou_threshold, mask_threshold): the
@@ -126,12 +151,18 @@ class BagProcessor:
         try:
             connections = select_connections(reader, topics)
             total = sum(c.msgcount for c in connections)
-            writer = BagWriter(output_path, storage=storage, overwrite=overwrite)
+            sink = _Writer(lambda: BagWriter(output_path, storage=storage, overwrite=overwrite),
+                           depth=8 * self.batch_size)
+            sink.start()
+            sink.ready.wait()
+            if sink.writer is None:
+                raise sink.error if isinstance(sink.error, BagError) else BagError(
+                    f'output {output_path}: cannot be created ({sink.error})')
             stats = _Stats(input_path, output_path, [c.topic for c in connections], total,
                            self.batch_size)
             status = 'interrupted'
             try:
-                self._run(reader, connections, writer, stats, progress)
+                self._run(reader, connections, sink, stats, progress)
                 status = 'complete'
             except KeyboardInterrupt:
                 stats.reason = 'interrupted (Ctrl-C)'
@@ -141,21 +172,23 @@ class BagProcessor:
                 status = 'failed'
                 raise
             finally:
+                sink.close(complete=status == 'complete', reason=stats.reason,
+                           extra={'frames_in': stats.frames_in,
+                                  'frames_out': stats.frames_out})
+                if status == 'complete' and sink.error is not None:
+                    status, stats.reason = 'failed', f'writing failed: {sink.error}'
                 stats.finish(status)
-                writer.finish(complete=status == 'complete', reason=stats.reason,
-                              extra={'frames_in': stats.frames_in,
-                                     'frames_out': stats.frames_out})
                 stats.write(summary_path(output_path), frames_csv_path(output_path))
+            if status != 'complete':
+                raise BagError(f'output {output_path}: {stats.reason}')
         finally:
             reader.close()
         return stats.summary
 
-    def _run(self, reader, connections, writer, stats, progress):
+    def _run(self, reader, connections, sink, stats, progress):
         source = _Reader(reader, connections, depth=4 * self.batch_size)
-        sink = _Writer(writer, depth=8 * self.batch_size)
         bar = _progress_bar(stats.total, progress)
         source.start()
-        sink.start()
         try:
             batch = []
             while True:
@@ -168,17 +201,17 @@ class BagProcessor:
                 if len(batch) == self.batch_size:
                     self._process_batch(batch, sink, stats, bar)
                     batch = []
-            if batch:
+                if sink.error is not None:
+                    break
+            if batch and sink.error is None:
                 self._process_batch(batch, sink, stats, bar)
         finally:
             source.stop.set()
             _drain(source.items)
-            sink.items.put(_END)
-            sink.join()
             if bar is not None:
                 bar.close()
         if sink.error is not None:
-            raise BagError(f'output {writer.path}: writing failed ({sink.error})')
+            raise BagError(f'output {stats.summary["output"]}: writing failed ({sink.error})')
 
     def _process_batch(self, batch, sink, stats, bar):
         started = time.perf_counter()
@@ -195,9 +228,9 @@ class BagProcessor:
             segmentation = next(iter(result.segmentations.values()), None)
             if segmentation is not None and self.write_masks:
                 mask = messages.image(msg.header, segmentation.label_map, messages.MONO8)
-                sink.items.put((output_topic(namespace, 'segmentation'), IMAGE, timestamp, mask))
-            sink.items.put((output_topic(namespace, 'detections'), DETECTIONS, timestamp,
-                            messages.detections(msg.header, detections)))
+                sink.write(output_topic(namespace, 'segmentation'), IMAGE, timestamp, mask)
+            sink.write(output_topic(namespace, 'detections'), DETECTIONS, timestamp,
+                       messages.detections(msg.header, detections))
             stats.processed(topic, msg, detections, segmentation)
         LOG.debug('batch of %d frames done (%d/%d)', len(batch), stats.frames_in, stats.total)
         if bar is not None:
