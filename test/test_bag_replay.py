@@ -14,13 +14,16 @@ import threading
 import time
 
 import pytest
-import rclpy
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from bag_helpers import GOLDEN, make_sample
-from ros_helpers import spin_until, start_node, stop_node
-from dali_trt_ros.bags.io import bag_status, open_reader
-from dali_trt_ros.tools import evaluate_bag, process_bag
+rclpy = pytest.importorskip('rclpy', reason='ROS 2 (rclpy) is not installed for this Python')
+pytest.importorskip('rosbags', reason='rosbags (bag I/O) is not installed for this Python')
+
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+
+from bag_helpers import GOLDEN, make_sample  # noqa: E402
+from ros_helpers import spin_until, start_node, stop_node  # noqa: E402
+from dali_trt_ros.bags.io import bag_status, open_reader  # noqa: E402
+from dali_trt_ros.tools import evaluate_bag, process_bag  # noqa: E402
 
 STARTUP_TIMEOUT = 60.0  # >= 5 s: model loading + discovery on a loaded 2-core machine
 MODELS = 'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]'

@@ -15,13 +15,16 @@ import sys
 import numpy as np
 import pytest
 
-from bag_helpers import GOLDEN, make_sample, SAMPLE_TOPICS
-from dali_trt_ros.bags import messages
-from dali_trt_ros.bags.evaluate import evaluate
-from dali_trt_ros.bags.io import bag_status, deserialize, open_reader, select_connections
-from dali_trt_ros.bags.outputs import read_outputs
-from dali_trt_ros.bags.process import summary_path
-from dali_trt_ros.tools import evaluate_bag, make_bag, process_bag
+pytest.importorskip('rosbags', reason='rosbags (bag I/O) is not installed for this Python')
+
+from bag_helpers import GOLDEN, make_sample, SAMPLE_TOPICS  # noqa: E402
+from dali_trt_ros.bags import messages  # noqa: E402
+from dali_trt_ros.bags.evaluate import evaluate  # noqa: E402
+from dali_trt_ros.bags.io import (bag_status, deserialize, open_reader,  # noqa: E402
+                                  select_connections)
+from dali_trt_ros.bags.outputs import read_outputs  # noqa: E402
+from dali_trt_ros.bags.process import summary_path  # noqa: E402
+from dali_trt_ros.tools import evaluate_bag, make_bag, process_bag  # noqa: E402
 
 
 @pytest.fixture(scope='module')

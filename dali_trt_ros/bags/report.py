@@ -124,7 +124,7 @@ def render_overlays(input_bag, outputs, folder, count=4):
     from dali_trt_ros.decoders.drawing import draw_detections, overlay, voc_palette
     from dali_trt_ros.decoders.results import Detections
     from dali_trt_ros.preprocess.inputs import prepare_frame
-    from dali_trt_ros.preprocess.opencv_backend import decode_rgb
+    from dali_trt_ros.preprocess.inputs import decode_rgb
 
     keys = sorted(k for k, v in outputs.frames.items() if v.detections is not None)
     if not keys or count <= 0:
@@ -139,7 +139,7 @@ def render_overlays(input_bag, outputs, folder, count=4):
             if key not in wanted:
                 continue
             prepared = prepare_frame(messages.frame_of(msg))
-            rgb = decode_rgb(prepared) if prepared.kind == 'encoded' else prepared.payload
+            rgb = decode_rgb(prepared)
             item = outputs.frames[key]
             if item.mask is not None and item.mask.shape == rgb.shape[:2]:
                 rgb = overlay(rgb, item.mask, voc_palette())
