@@ -80,6 +80,16 @@ class InferenceError(ModelError):
         return cls(f'model {model!r} failed: {type(error).__name__}: {text}')
 
 
+class CudaError(PerceptionError):
+    """A CUDA runtime call failed, or no CUDA runtime library could be loaded.
+
+    Out of memory, a lost device or a bad handle: counted apart from model errors, because the
+    fix is in the machine or its load, not in the model.
+    """
+
+    reason = 'cuda_error'
+
+
 class ConfigError(PerceptionError):
     """A parameter or configuration file value is invalid; the message names it."""
 

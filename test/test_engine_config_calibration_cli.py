@@ -11,7 +11,7 @@ import pytest
 from dali_trt_ros.engines import EngineConfig
 from dali_trt_ros.engines.calibration import (calibration_batches, calibration_data_sha256,
                                               list_calibration_images, preprocessor_batch_fn)
-from dali_trt_ros.engines.sample_model import write_conv_relu_model
+from sample_model import write_conv_relu_model
 from dali_trt_ros.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,13 +23,18 @@ def test_config_defaults_and_full_dict():
         'model': '~/m.onnx', 'backend': 'TensorRT', 'precision': 'int8', 'dla_core': -1,
         'providers': 'cuda', 'inputs': [{'name': 'x', 'shape': [-1, 3, 'h', None],
                                          'dtype': 'float32'}],
-        'calibration': {'images': '/data/cal', 'batch_size': 4}})
+        'calibration': {'images': '/data/cal', 'batch_size': 4},
+        'tactic_sources': ['jit_convolutions', 'EDGE_MASK_CONVOLUTIONS'],
+        'builder_optimization_level': 0})
     assert config.model == os.path.expanduser('~/m.onnx')
     assert (config.backend, config.precision, config.dla_core) == ('tensorrt', 'int8', None)
     assert config.providers == ('cuda',)
     assert config.inputs[0].shape == (-1, 3, 'h', None)
     assert config.inputs[0].dtype == np.float32
     assert (config.calibration.images, config.calibration.batch_size) == ('/data/cal', 4)
+    assert config.tactic_sources == ('EDGE_MASK_CONVOLUTIONS', 'JIT_CONVOLUTIONS')
+    assert config.builder_optimization_level == 0
+    assert EngineConfig.from_dict({'model': 'm'}).calibration.batch_size is None
 
 
 @pytest.mark.parametrize('data, named', [
@@ -49,6 +54,8 @@ def test_config_defaults_and_full_dict():
      'min_shape <= opt_shape <= max_shape'),
     ({'model': 'm', 'calibration': {'image': 'x'}}, "calibration has unknown key(s) ['image']"),
     ({'model': 'm', 'calibration': {'batch_size': 0}}, "'calibration.batch_size' must be >= 1"),
+    ({'model': 'm', 'tactic_sources': ['CUBLASS']}, "'tactic_sources' must be a list from"),
+    ({'model': 'm', 'builder_optimization_level': 6}, "'builder_optimization_level' must be"),
     ({'model': 3}, "'model' must be a file path"),
 ])
 def test_config_errors_name_the_key(data, named):
@@ -89,24 +96,30 @@ def test_calibration_batches_are_full_and_skip_bad_images(image_folder):
     paths = list_calibration_images(str(image_folder))
     assert [os.path.basename(p) for p in paths] == [
         'astronaut.jpg', 'broken.jpg', 'camera.png', 'chelsea.jpg', 'coffee.jpg', 'rocket.jpg']
-    batches = list(calibration_batches(paths, decode_and_resize, batch_size=2))
+    batches = list(calibration_batches(paths, decode_and_resize, (2, 3, 32, 32)))
     # 5 decodable images -> 2 full batches; the corrupt one is skipped, the odd one dropped.
     assert len(batches) == 2
     assert all(b.shape == (2, 3, 32, 32) and b.dtype == np.float32 for b in batches)
     assert all(b.flags.c_contiguous for b in batches)
     assert len({float(b.mean()) for b in batches}) == 2
-    assert len(list(calibration_batches(paths, decode_and_resize, 2, max_batches=1))) == 1
+    assert len(list(calibration_batches(paths, decode_and_resize, (2, 3, 32, 32),
+                                        max_batches=1))) == 1
     with pytest.raises(ConfigError, match='no full batch of 8'):
-        list(calibration_batches(paths, decode_and_resize, batch_size=8))
+        list(calibration_batches(paths, decode_and_resize, (8, 3, 32, 32)))
+    with pytest.raises(ConfigError, match=r'makes rows of shape \(3, 32, 32\), but the engine '
+                       r'calibrates at \(2, 3, 64, 64\)'):
+        list(calibration_batches(paths, decode_and_resize, (2, 3, 64, 64)))
 
 
 def test_calibration_hash_follows_images_and_settings(image_folder, tmp_path):
     paths = list_calibration_images(str(image_folder))
-    base = calibration_data_sha256(paths, {'a': 1}, 2, 4)
-    assert calibration_data_sha256(paths, {'a': 1}, 2, 4) == base
-    assert calibration_data_sha256(paths[:-1], {'a': 1}, 2, 4) != base
-    assert calibration_data_sha256(paths, {'a': 2}, 2, 4) != base
-    assert calibration_data_sha256(paths, {'a': 1}, 4, 4) != base
+    shape = (2, 3, 32, 32)
+    base = calibration_data_sha256(paths, {'a': 1}, shape, 4)
+    assert calibration_data_sha256(paths, {'a': 1}, shape, 4) == base
+    assert calibration_data_sha256(paths[:-1], {'a': 1}, shape, 4) != base
+    assert calibration_data_sha256(paths, {'a': 2}, shape, 4) != base
+    assert calibration_data_sha256(paths, {'a': 1}, (4, 3, 32, 32), 4) != base
+    assert calibration_data_sha256(paths, {'a': 1}, shape, 5) != base
     with pytest.raises(ConfigError, match='no .jpg'):
         list_calibration_images(str(tmp_path))
     with pytest.raises(ConfigError, match='not found'):
@@ -119,7 +132,7 @@ def test_calibration_with_the_package_dali_preprocessing(image_folder):
                               'mean': [127.5] * 3, 'std': [127.5] * 3}], 'max_batch': 4}
     make_batch = preprocessor_batch_fn(preprocess, 'images', device_id=None)
     paths = list_calibration_images(str(image_folder))
-    batches = list(calibration_batches(paths, make_batch, batch_size=2))
+    batches = list(calibration_batches(paths, make_batch, (2, 3, 48, 64)))
     assert len(batches) == 2
     assert batches[0].shape == (2, 3, 48, 64) and batches[0].dtype == np.float32
     assert -1.0 <= batches[0].min() < 0 < batches[0].max() <= 1.0
@@ -162,7 +175,8 @@ def test_build_engine_dry_run_errors_and_desktop_plan(tmp_path):
                    '-o', str(tmp_path / 'seg.engine'))
     assert done.returncode == 0, done.stderr
     assert 'device: GPU' in done.stdout
-    assert 'TensorRT 10.9 has no DLA support' in done.stdout
+    assert 'dla_core 0 requested but unknown GPU has no DLA cores; building for the GPU' \
+        in done.stdout
 
 
 def test_build_engine_without_tensorrt_says_so(tmp_path):

@@ -7,7 +7,7 @@ from dali_trt_ros.engines import DeviceBuffer, EngineConfig, TensorInfo, load_en
 from dali_trt_ros.engines.base import format_shape
 from dali_trt_ros.engines.binding import check_feeds, shape_mismatch, validate_bindings
 from dali_trt_ros.engines.onnxruntime_engine import execution_providers
-from dali_trt_ros.engines.sample_model import write_conv_relu_model
+from sample_model import write_conv_relu_model
 from dali_trt_ros.errors import BindingMismatchError, ConfigError, ModelError
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import stat
 
 import pytest
 
@@ -14,10 +15,9 @@ from dali_trt_ros.engines import EngineConfig, TensorInfo
 from dali_trt_ros.engines.build_plan import DeviceFacts, parse_version, plan_build
 from dali_trt_ros.engines.dynamic_ranges import (load_dynamic_ranges, parse_dynamic_ranges,
                                                  unmatched_ranges)
-from dali_trt_ros.engines.engine_cache import (EngineCacheKey, check_cached_engine,
-                                               default_engine_path, make_cache_key, store_engine,
-                                               write_atomically)
-from dali_trt_ros.engines.sample_model import write_conv_relu_model
+from dali_trt_ros.engines.engine_cache import (check_cached_engine, default_engine_path,
+                                               make_private_dir, store_engine, write_atomically)
+from sample_model import write_conv_relu_model
 from dali_trt_ros.errors import ConfigError
 
 XAVIER = DeviceFacts('8.5.2.2', 'Xavier', (7, 2), num_dla_cores=2)
@@ -52,22 +52,21 @@ def test_dla_plan_on_xavier_with_fallback():
     assert any('fails if a layer cannot run on DLA' in r for r in no_fallback.reasons)
 
 
-def test_no_dla_cores_means_gpu_with_warning():
-    plan = plan_build(config(precision='fp16', dla_core=0),
-                      STATIC, dataclasses.replace(ORIN_JP6, num_dla_cores=0))
+def test_no_dla_cores_means_gpu_with_warning_or_error_without_fallback():
+    no_dla = dataclasses.replace(ORIN_JP6, num_dla_cores=0)
+    plan = plan_build(config(precision='fp16', dla_core=0), STATIC, no_dla)
     assert plan.device == 'gpu' and plan.dla_core is None
     assert plan.warnings == ('dla_core 0 requested but Orin has no DLA cores; building for the '
-                             'GPU',)
+                             'GPU (gpu_fallback is true)',)
+    with pytest.raises(ConfigError, match='gpu_fallback false, but Orin has no DLA cores'):
+        plan_build(config(precision='fp16', dla_core=0, gpu_fallback=False), STATIC, no_dla)
 
 
-def test_tensorrt_after_10_7_has_no_dla():
+def test_dla_is_decided_by_the_core_count_not_the_version():
+    # 10.8+ headers still declare the DLA API; only num_DLA_cores says whether DLA exists.
     plan = plan_build(config(precision='fp16', dla_core=0), STATIC,
-                      dataclasses.replace(DESKTOP, num_dla_cores=2))
-    assert plan.device == 'gpu'
-    assert 'TensorRT 10.9.0 has no DLA support' in plan.warnings[0]
-    still = plan_build(config(precision='fp16', dla_core=0), STATIC,
-                       dataclasses.replace(DESKTOP, tensorrt_version='10.7.0', num_dla_cores=2))
-    assert still.device == 'dla'
+                      dataclasses.replace(DESKTOP, tensorrt_version='10.9.0', num_dla_cores=2))
+    assert plan.device == 'dla' and plan.warnings == ()
 
 
 def test_fp32_on_dla_becomes_fp16_with_warning():
@@ -116,6 +115,41 @@ def test_int8_needs_a_source_of_scales(tmp_path):
     assert plan.int8_source == 'dynamic ranges file ' + str(ranges)
 
 
+def test_int8_calibrates_at_the_opt_shape(tmp_path):
+    """Defect 3: batches must have the calibration profile's kOPT shape, which TensorRT reads."""
+    images = str(tmp_path)
+    plan = plan_build(config(precision='int8', calibration={'images': images}), STATIC, DESKTOP)
+    assert plan.calibration_shape == (1, 3, 300, 300)
+    assert 'calibration batches: (1, 3, 300, 300)' in ' '.join(plan.describe())
+    with pytest.raises(ConfigError, match='calibration.batch_size is 8, but TensorRT calibrates'):
+        plan_build(config(precision='int8', calibration={'images': images, 'batch_size': 8}),
+                   STATIC, DESKTOP)
+    dynamic = config(precision='int8', calibration={'images': images}, inputs=[{
+        'name': 'images', 'min_shape': [1, 3, 300, 300], 'opt_shape': [4, 3, 300, 300],
+        'max_shape': [8, 3, 300, 300]}])
+    assert plan_build(dynamic, DYNAMIC, DESKTOP).calibration_shape == (4, 3, 300, 300)
+
+
+def test_builder_optimization_level_needs_8_6():
+    plan = plan_build(config(builder_optimization_level=0), STATIC, XAVIER)
+    assert plan.warnings == ('builder_optimization_level needs TensorRT 8.6+; ignored by 8.5.2.2',)
+    assert plan_build(config(builder_optimization_level=0), STATIC, DESKTOP).warnings == ()
+
+
+def test_engine_cache_folder_is_private(tmp_path, model):
+    """Security: the cache folder is created 0700; a folder others can write to is reported."""
+    folder = tmp_path / 'engines'
+    assert make_private_dir(str(folder)) == ''
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    nested = tmp_path / 'new' / 'cache' / 'net.engine'
+    store_engine(str(nested), b'engine', key_for(model))
+    assert stat.S_IMODE(nested.parent.stat().st_mode) == 0o700
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert 'writable by other users (mode 777)' in make_private_dir(str(shared))
+
+
 def test_parse_version():
     assert parse_version('8.5.2.2') == (8, 5, 2, 2)
     assert parse_version('10.3.0.post1') == (10, 3, 0)
@@ -128,40 +162,92 @@ def model(tmp_path):
     return write_conv_relu_model(tmp_path / 'net.onnx')[0]
 
 
-def key_for(model, **changes):
-    args = {'model_path': model, 'facts': XAVIER, 'precision': 'fp16', 'dla_core': 0,
-            'profiles': {'images': ((1, 3, 8, 8),) * 3}, 'calibration_sha256': ''}
-    args.update(changes)
-    return make_cache_key(**args)
+def key_for(model_path, facts=XAVIER, **values):
+    """The cache key of a model planned on ``facts`` with config ``values`` (dla_core 0)."""
+    values = {'model': model_path, 'precision': 'fp16', 'dla_core': 0, **values}
+    cfg = config(**values)
+    from dali_trt_ros.engines.engine_request import resolve_engine
+    return resolve_engine(cfg, facts).key
 
 
-def test_every_key_field_changes_the_key(model, tmp_path):
+def test_every_build_input_changes_the_key(model, tmp_path):
+    """Each input a built engine depends on, changed alone, changes the key (and only its field).
+
+    The expected field names are written here by hand, not read from the key class, so a field
+    that stops following its input fails this test.
+    """
     base = key_for(model)
     other_model = write_conv_relu_model(tmp_path / 'other.onnx', seed=5)[0]
     ranges = tmp_path / 'r.txt'
     ranges.write_text('images 2\n')
     plugin = tmp_path / 'libplugin.so'
     plugin.write_bytes(b'\x7fELF')
-    variants = {
-        'model_sha256': key_for(other_model),
-        'tensorrt_version': key_for(model, facts=dataclasses.replace(XAVIER,
-                                                                     tensorrt_version='8.6.1')),
-        'device_name': key_for(model, facts=dataclasses.replace(XAVIER, device_name='Orin')),
-        'compute_capability': key_for(model, facts=dataclasses.replace(
-            XAVIER, compute_capability=(8, 7))),
-        'precision': key_for(model, precision='int8'),
-        'dla_core': key_for(model, dla_core=1),
-        'input_shapes': key_for(model, profiles={'images': ((2, 3, 8, 8),) * 3}),
-        'calibration_sha256': key_for(model, calibration_sha256='ab' * 32),
-        'dynamic_ranges_sha256': key_for(model, dynamic_ranges_path=str(ranges)),
-        'plugins_sha256': key_for(model, plugin_paths=(str(plugin),)),
-    }
-    assert set(variants) == {f.name for f in dataclasses.fields(EngineCacheKey)}
-    for name, variant in variants.items():
-        assert variant.digest() != base.digest(), name
-        assert [line.split(':')[0] for line in variant.differences(base)] == [name]
+    calibration_cache = tmp_path / 'calib.cache'
+    calibration_cache.write_bytes(b'scales')
+    int8 = {'precision': 'int8', 'calibration': {'cache': str(calibration_cache)}}
+    changes = [
+        ('model', {'model': other_model}, 'model_sha256'),
+        ('TensorRT version', {'facts': dataclasses.replace(XAVIER, tensorrt_version='8.6.1')},
+         'tensorrt_version'),
+        ('GPU', {'facts': dataclasses.replace(XAVIER, device_name='Orin')}, 'device_name'),
+        ('compute capability',
+         {'facts': dataclasses.replace(XAVIER, compute_capability=(8, 7))}, 'compute_capability'),
+        ('dla_core', {'dla_core': 1}, 'dla_core'),
+        ('gpu_fallback', {'gpu_fallback': False}, 'gpu_fallback'),
+        ('workspace', {'workspace_mib': 2048}, 'workspace_mib'),
+        ('tactic sources', {'tactic_sources': ['JIT_CONVOLUTIONS']}, 'tactic_sources'),
+        ('optimization level', {'builder_optimization_level': 1},
+         'builder_optimization_level'),
+        ('plugins', {'plugins': [str(plugin)]}, 'plugins_sha256'),
+    ]
+    for what, values, field in changes:
+        variant = key_for(model, **values)
+        assert variant.digest() != base.digest(), what
+        if field is not None:
+            assert [line.split(':')[0] for line in variant.differences(base)] == [field], what
+    dynamic = write_conv_relu_model(tmp_path / 'dyn.onnx', batch='N')[0]
+    one, two = ({'inputs': [{'name': 'images', 'shape': [batch, 3, 8, 8]}]} for batch in (1, 2))
+    assert [line.split(':')[0] for line in key_for(dynamic, **two).differences(
+        key_for(dynamic, **one))] == ['input_shapes']
+    base8 = key_for(model, **int8)
+    assert base8.precision == 'int8' and base8 != base
+    calibration_cache.write_bytes(b'other scales')
+    assert [line.split(':')[0] for line in key_for(model, **int8).differences(base8)] == \
+        ['calibration_sha256']
+    with_ranges = key_for(model, precision='int8', dynamic_ranges=str(ranges))
+    ranges.write_text('images 3\n')
+    assert [line.split(':')[0] for line in key_for(
+        model, precision='int8', dynamic_ranges=str(ranges)).differences(with_ranges)] == \
+        ['dynamic_ranges_sha256']
     assert key_for(model).digest() == base.digest()
     assert key_for(model, dla_core=None).dla_core == -1
+    # Settings that decide nothing about the engine leave the key alone.
+    assert key_for(model, timing_cache=str(tmp_path / 't.cache')) == base
+    assert key_for(model, engine_cache_dir=str(tmp_path / 'elsewhere')) == base
+
+
+def test_calibration_images_change_the_key(model, tmp_path):
+    """Calibration data, preprocessing and the number of batches all reach the key."""
+    folder = tmp_path / 'calib'
+    folder.mkdir()
+    import cv2
+    import numpy as np
+    for index in range(3):
+        cv2.imwrite(str(folder / f'{index}.png'), np.full((8, 8, 3), index * 40, np.uint8))
+    preprocess = {'inputs': [{'name': 'images', 'width': 8, 'height': 8}]}
+    int8 = {'precision': 'int8', 'calibration': {'images': str(folder), 'preprocess': preprocess}}
+    base = key_for(model, **int8)
+    assert base.calibration_sha256
+    cv2.imwrite(str(folder / '0.png'), np.full((8, 8, 3), 7, np.uint8))
+    changed = key_for(model, **int8)
+    assert [line.split(':')[0] for line in changed.differences(base)] == ['calibration_sha256']
+    fewer = key_for(model, precision='int8', calibration={
+        'images': str(folder), 'preprocess': preprocess, 'max_batches': 1})
+    assert fewer.calibration_sha256 != changed.calibration_sha256
+    other_preprocess = key_for(model, precision='int8', calibration={
+        'images': str(folder), 'preprocess': {'inputs': [{'name': 'images', 'width': 8,
+                                                          'height': 8, 'mean': [1, 2, 3]}]}})
+    assert other_preprocess.calibration_sha256 != changed.calibration_sha256
 
 
 def test_cached_engine_reuse_and_stale_reasons(model, tmp_path):

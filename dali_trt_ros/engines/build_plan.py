@@ -13,9 +13,9 @@ import re
 from dali_trt_ros.engines.base import format_shape, is_dynamic_dim
 from dali_trt_ros.errors import ConfigError
 
-# TensorRT 10.7 was the last release with DLA support (10.8+ dropped it; JetPack 6 ships 10.3
-# on Orin, JetPack 5 ships 8.5 on Xavier/Orin).
-LAST_VERSION_WITH_DLA = (10, 7)
+# Whether DLA exists is asked of TensorRT itself (``num_DLA_cores`` of the runtime), never
+# derived from a version number: the DLA API is in every header from 8.5 to 11.x, and the count is
+# 0 on every machine without DLA cores.
 # DLA cores run FP16 and INT8 only (TensorRT developer guide, "Working with DLA").
 DLA_PRECISIONS = ('fp16', 'int8')
 
@@ -36,14 +36,18 @@ def parse_version(text):
 
 @dataclass(frozen=True)
 class DeviceFacts:
-    """What the build machine offers: TensorRT version, GPU, DLA cores, fast precisions."""
+    """What the build machine offers: TensorRT version, GPU, DLA cores, fast precisions.
+
+    ``fast_fp16``/``fast_int8`` are None when unknown (only a Builder can tell, and none is
+    created when a cached engine is reused).
+    """
 
     tensorrt_version: str
     device_name: str
     compute_capability: tuple
     num_dla_cores: int = 0
-    fast_fp16: bool = True
-    fast_int8: bool = True
+    fast_fp16: bool = None
+    fast_int8: bool = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class BuildPlan:
     gpu_fallback: bool
     profiles: dict
     int8_source: str = None
+    calibration_shape: tuple = None
     warnings: tuple = ()
     reasons: tuple = ()
     notes: tuple = field(default=(), compare=False)
@@ -68,6 +73,9 @@ class BuildPlan:
         lines = [f'precision: {self.precision}', f'device: {target}']
         if self.int8_source:
             lines.append(f'int8 scales from: {self.int8_source}')
+        if self.calibration_shape:
+            lines.append(f'calibration batches: {format_shape(self.calibration_shape)} (the '
+                         'calibration profile\'s opt shape)')
         for name, (low, best, high) in sorted(self.profiles.items()):
             if low == high:
                 lines.append(f'input {name}: {format_shape(low)}')
@@ -113,14 +121,14 @@ def _dla_target(config, facts, profiles, warnings, reasons):
     if config.dla_core is None:
         reasons.append('no dla_core configured: GPU')
         return None
-    if parse_version(facts.tensorrt_version)[:2] > LAST_VERSION_WITH_DLA:
-        warnings.append(f'dla_core {config.dla_core} requested but TensorRT '
-                        f'{facts.tensorrt_version} has no DLA support (10.7 was the last '
-                        'version with it); building for the GPU')
-        return None
     if facts.num_dla_cores == 0:
+        if not config.gpu_fallback:
+            raise ConfigError(f'dla_core {config.dla_core} requested with gpu_fallback false, but '
+                              f'{facts.device_name} has no DLA cores (TensorRT '
+                              f'{facts.tensorrt_version} reports 0): set gpu_fallback true to '
+                              'build for the GPU here, or drop dla_core')
         warnings.append(f'dla_core {config.dla_core} requested but {facts.device_name} has no '
-                        'DLA cores; building for the GPU')
+                        'DLA cores; building for the GPU (gpu_fallback is true)')
         return None
     if config.dla_core >= facts.num_dla_cores:
         raise ConfigError(f'dla_core {config.dla_core} requested but {facts.device_name} has '
@@ -151,11 +159,29 @@ def _int8_source(config, warnings, reasons):
         if not calibration.cache:
             warnings.append('calibration.cache not set: calibration runs again on every build')
         return ('entropy calibration (IInt8EntropyCalibrator2) over '
-                f'{calibration.images}, batch {calibration.batch_size}, at most '
-                f'{calibration.max_batches} batches')
+                f'{calibration.images}, at most {calibration.max_batches} batches')
     raise ConfigError('precision int8 needs scales: set calibration.images (a folder of '
                       'representative images), an existing calibration.cache, or '
                       'dynamic_ranges (a file of per-tensor ranges)')
+
+
+def _calibration_shape(config, profiles):
+    """Return the shape calibration batches must have: the calibration profile's opt shape.
+
+    TensorRT calibrates an explicit-batch network at the kOPT shape of the calibration profile,
+    whatever the calibrator's get_batch_size() says, so that is the batch the calibrator feeds.
+    """
+    if len(profiles) != 1:
+        raise ConfigError(f'int8 calibration from images feeds one model input; the model has '
+                          f'{sorted(profiles)}: use dynamic_ranges for multi-input models')
+    [(name, (_, best, _))] = profiles.items()
+    wanted = config.calibration.batch_size
+    if wanted is not None and wanted != best[0]:
+        raise ConfigError(f'calibration.batch_size is {wanted}, but TensorRT calibrates input '
+                          f'{name!r} at its opt shape {format_shape(best)}: set '
+                          f'calibration.batch_size to {best[0]} (or leave it out), or set '
+                          f'opt_shape batch to {wanted}')
+    return tuple(best)
 
 
 def plan_build(config, model_inputs, facts):
@@ -172,16 +198,22 @@ def plan_build(config, model_inputs, facts):
     if dla_core is not None and precision not in DLA_PRECISIONS:
         warnings.append(f'DLA runs fp16 or int8 only; building fp16 instead of {precision}')
         precision = 'fp16'
-    if precision == 'fp16' and not facts.fast_fp16:
+    if precision == 'fp16' and facts.fast_fp16 is False:
         warnings.append(f'{facts.device_name} has no fast fp16; expect little speed-up')
-    int8_source = None
+    int8_source = calibration_shape = None
     if precision == 'int8':
-        if not facts.fast_int8:
+        if facts.fast_int8 is False:
             warnings.append(f'{facts.device_name} has no fast int8; expect little speed-up')
         if parse_version(facts.tensorrt_version)[0] >= 10:
             warnings.append('TensorRT 10 deprecates implicit int8 (calibration / dynamic '
                             'ranges) in favour of explicitly quantized models; it still works')
         int8_source = _int8_source(config, warnings, reasons)
+        if config.calibration.images and not config.dynamic_ranges:
+            calibration_shape = _calibration_shape(config, profiles)
+    if config.builder_optimization_level is not None and \
+            parse_version(facts.tensorrt_version)[:2] < (8, 6):
+        warnings.append(f'builder_optimization_level needs TensorRT 8.6+; ignored by '
+                        f'{facts.tensorrt_version}')
     gpu_fallback = bool(config.gpu_fallback) if dla_core is not None else False
     if dla_core is not None:
         reasons.append('GPU fallback on: layers DLA cannot run go to the GPU (check the layer '
@@ -189,4 +221,5 @@ def plan_build(config, model_inputs, facts):
                        'GPU fallback off: the build fails if a layer cannot run on DLA')
     return BuildPlan(precision=precision, device='gpu' if dla_core is None else 'dla',
                      dla_core=dla_core, gpu_fallback=gpu_fallback, profiles=profiles,
-                     int8_source=int8_source, warnings=tuple(warnings), reasons=tuple(reasons))
+                     int8_source=int8_source, calibration_shape=calibration_shape,
+                     warnings=tuple(warnings), reasons=tuple(reasons))

@@ -13,6 +13,11 @@ from dali_trt_ros.errors import ConfigError
 BACKENDS = ('onnxruntime', 'tensorrt')
 PROVIDERS = ('cpu', 'cuda')
 PRECISIONS = ('fp32', 'fp16', 'int8')
+# trt.TacticSource members (8.5 .. 10.x); the last two exist from 8.5 on.
+TACTIC_SOURCES = ('CUBLAS', 'CUBLAS_LT', 'CUDNN', 'EDGE_MASK_CONVOLUTIONS', 'JIT_CONVOLUTIONS')
+# IBuilderConfig.builder_optimization_level (TensorRT 8.6+): 0 builds fastest, 3 is the default,
+# 5 searches longest.
+OPTIMIZATION_LEVELS = range(0, 6)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,8 @@ class CalibrationConfig:
 
     images: str = None
     cache: str = None
-    batch_size: int = 8
+    # None: the calibration profile's opt batch, which is what TensorRT calibrates with.
+    batch_size: int = None
     max_batches: int = 32
     preprocess: dict = None
 
@@ -69,6 +75,9 @@ class EngineConfig:
     engine_path: str = None
     workspace_mib: int = 1024
     timing_cache: str = None
+    # None: TensorRT's defaults. Names of trt.TacticSource members otherwise.
+    tactic_sources: tuple = None
+    builder_optimization_level: int = None
     plugins: tuple = ()
     dynamic_ranges: str = None
     inputs: tuple = ()
@@ -103,6 +112,9 @@ class EngineConfig:
             'engine_path': _path(data, 'engine_path'),
             'workspace_mib': _int(data, 'workspace_mib', 1024, minimum=1),
             'timing_cache': _path(data, 'timing_cache'),
+            'tactic_sources': _tactic_sources(data),
+            'builder_optimization_level': _optional_int(data, 'builder_optimization_level',
+                                                        OPTIMIZATION_LEVELS),
             'plugins': tuple(_path_list(data, 'plugins')),
             'dynamic_ranges': _path(data, 'dynamic_ranges'),
             'inputs': _tensor_specs(data, 'inputs'),
@@ -159,6 +171,30 @@ def _bool(data, key, default):
     if not isinstance(value, bool):
         raise _bad(key, 'true or false', value)
     return value
+
+
+def _optional_int(data, key, allowed):
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        raise _bad(key, f'null or an integer {allowed.start}..{allowed.stop - 1}', value)
+    return value
+
+
+def _tactic_sources(data):
+    value = data.get('tactic_sources')
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise _bad('tactic_sources', f'null or a list from {list(TACTIC_SOURCES)}', value)
+    names = [item.upper() for item in value]
+    unknown = [name for name in names if name not in TACTIC_SOURCES]
+    if unknown:
+        raise _bad('tactic_sources', f'a list from {list(TACTIC_SOURCES)}', value)
+    return tuple(sorted(set(names)))
 
 
 def _providers(data):
@@ -265,8 +301,9 @@ def _calibration(value):
     return CalibrationConfig(
         images=_path({'calibration.images': value.get('images')}, 'calibration.images'),
         cache=_path({'calibration.cache': value.get('cache')}, 'calibration.cache'),
-        batch_size=_int({'calibration.batch_size': value.get('batch_size', 8)},
-                        'calibration.batch_size', 8, minimum=1),
+        batch_size=None if value.get('batch_size') is None else _int(
+            {'calibration.batch_size': value['batch_size']}, 'calibration.batch_size', None,
+            minimum=1),
         max_batches=_int({'calibration.max_batches': value.get('max_batches', 32)},
                          'calibration.max_batches', 32, minimum=1),
         preprocess=preprocess,

@@ -15,7 +15,7 @@ import numpy as np
 
 from dali_trt_ros.engines.base import DeviceBuffer, Engine, TensorInfo
 from dali_trt_ros.engines.binding import check_feeds, validate_bindings
-from dali_trt_ros.errors import ConfigError, ModelError
+from dali_trt_ros.errors import ConfigError, CudaError, ModelError
 
 LOG = logging.getLogger(__name__)
 
@@ -115,13 +115,13 @@ class OnnxRuntimeEngine(Engine):
         """Create our own CUDA stream for the session where a CUDA binding exists."""
         if not self._on_cuda:
             return None
-        from dali_trt_ros.engines.cuda_runtime import CudaUnavailableError, cuda_runtime
+        from dali_trt_ros.engines.cuda_runtime import cuda_runtime
         try:
             self._cuda = cuda_runtime()
             self._cuda.set_device(self._device_id)
             self._own_stream = self._cuda.stream_create()
-        except (CudaUnavailableError, ModelError) as error:
-            LOG.info('no usable CUDA binding (%s); ONNX Runtime uses its own per-session stream',
+        except CudaError as error:
+            LOG.info('no usable CUDA runtime (%s); ONNX Runtime uses its own per-session stream',
                      error)
             self._cuda = None
             self._own_stream = None

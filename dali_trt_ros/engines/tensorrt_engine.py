@@ -1,37 +1,38 @@
 """TensorRT backend (8.5 .. 10.x): build from ONNX, cache, and run with execute_async_v3.
 
-Only the calls into TensorRT live here; what to build (build_plan), when a cached engine may be
-reused (engine_cache), binding checks (binding) and calibration data (calibration) are plain
-functions tested without TensorRT. Uses the name-based I/O API that TensorRT 8.5 introduced
-(``num_io_tensors``, ``get_tensor_name``, ``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``) and nothing older, so one code path serves JetPack 5 (8.5) to 10.x.
-
-NOTE: TensorRT is not installable on the machines this was written on; none of the code in this
-module has run against TensorRT yet (see docs/engines.md).
+Only the calls into TensorRT live here; what to build and whether a cached engine may be reused
+(engine_request, build_plan, engine_cache), binding checks (binding) and calibration data
+(calibration) are plain functions tested without TensorRT. Uses the name-based I/O API that
+TensorRT 8.5 introduced (``num_io_tensors``, ``get_tensor_name``, ``set_input_shape``,
+``set_tensor_address``, ``execute_async_v3``) and nothing older, so one code path serves JetPack 5
+(8.5) to 10.x. test/fake_tensorrt.py checks the call sequence against the documented API; the
+real run is tools/verify_tensorrt.py on the GPU machine (docs/engines.md).
 """
 
 import ctypes
+import json
 import logging
 import os
+import threading
+import time
 
 import numpy as np
 
 from dali_trt_ros.engines.base import DeviceBuffer, Engine, TensorInfo
 from dali_trt_ros.engines.binding import check_feeds, validate_bindings
-from dali_trt_ros.engines.build_plan import DeviceFacts, parse_version, plan_build
-from dali_trt_ros.engines.calibration import (calibration_batches, calibration_data_sha256,
-                                              list_calibration_images, preprocessor_batch_fn)
+from dali_trt_ros.engines.build_plan import DeviceFacts, parse_version
+from dali_trt_ros.engines.calibration import (calibration_batches, list_calibration_images,
+                                              preprocessor_batch_fn)
 from dali_trt_ros.engines.cuda_runtime import (DEVICE_TO_HOST, HOST_TO_DEVICE, cuda_runtime,
                                                stream_handle)
 from dali_trt_ros.engines.dynamic_ranges import load_dynamic_ranges, unmatched_ranges
-from dali_trt_ros.engines.engine_cache import (check_cached_engine, default_engine_path,
-                                               file_sha256, make_cache_key, store_engine,
+from dali_trt_ros.engines.engine_cache import (append_build_notes, make_private_dir,
+                                               read_cached_engine, store_engine,
                                                write_atomically)
-from dali_trt_ros.engines.onnx_model import read_model_io
+from dali_trt_ros.engines.engine_request import resolve_engine
 from dali_trt_ros.errors import ConfigError, EngineCacheError, ModelError
 
 LOG = logging.getLogger(__name__)
-DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'dali_trt_ros', 'engines')
 
 
 def import_tensorrt():
@@ -45,28 +46,89 @@ def import_tensorrt():
     return trt
 
 
-class _Logger:
-    """A TensorRT logger that forwards to Python logging."""
+# ------------------------------------------------------------------------------------ logger
+# TensorRT severities -> Python logging levels. VERBOSE sits below DEBUG: a build sends ~10^5
+# verbose messages, forwarded only when this module's logger is set to level 5 or lower.
+VERBOSE_LEVEL = 5
+_LEVEL_OF_SEVERITY = {'INTERNAL_ERROR': logging.CRITICAL, 'ERROR': logging.ERROR,
+                      'WARNING': logging.WARNING, 'INFO': logging.DEBUG,
+                      'VERBOSE': VERBOSE_LEVEL}
+_logger = None
+_logger_lock = threading.Lock()
 
-    def __new__(cls, trt):
-        class Forwarder(trt.ILogger):
-            def __init__(self):
-                trt.ILogger.__init__(self)
 
-            def log(self, severity, message):
-                levels = {trt.ILogger.Severity.INTERNAL_ERROR: logging.CRITICAL,
-                          trt.ILogger.Severity.ERROR: logging.ERROR,
-                          trt.ILogger.Severity.WARNING: logging.WARNING,
-                          trt.ILogger.Severity.INFO: logging.DEBUG}
-                LOG.log(levels.get(severity, logging.DEBUG), 'TensorRT: %s', message)
-        return Forwarder()
+def tensorrt_logger(trt=None):
+    """Return this process's one TensorRT logger (TensorRT expects a single logger per process).
+
+    It forwards to Python logging (logger ``dali_trt_ros.engines.tensorrt_engine``), dropping
+    messages below that logger's level with one dict lookup before any formatting; call
+    ``refresh_levels()`` on it after changing the level.
+    """
+    global _logger
+    with _logger_lock:
+        if _logger is None:
+            _logger = _make_logger(trt or import_tensorrt())
+        return _logger
+
+
+def _make_logger(trt):
+    class ForwardingLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.forwarded = {}
+            self.refresh_levels()
+
+        def refresh_levels(self):
+            """Recompute which severities reach Python logging from the logger's level."""
+            threshold = LOG.getEffectiveLevel()
+            self.forwarded = {
+                getattr(trt.ILogger.Severity, name): level
+                for name, level in _LEVEL_OF_SEVERITY.items()
+                if level >= threshold and hasattr(trt.ILogger.Severity, name)}
+
+        def log(self, severity, message):
+            level = self.forwarded.get(severity)
+            if level is not None:
+                LOG.log(level, 'TensorRT: %s', message)
+    return ForwardingLogger()
+
+
+# ------------------------------------------------------------------------------------- types
+# By name, not trt.nptype: TensorRT 8.5's nptype maps BOOL through np.bool, which NumPy 1.24+
+# removed, so every call raised there. Types NumPy lacks (BF16, FP8, INT4) are refused by name.
+_NUMPY_OF_TENSORRT = {'FLOAT': np.float32, 'HALF': np.float16, 'INT8': np.int8,
+                      'INT32': np.int32, 'INT64': np.int64, 'BOOL': np.bool_, 'UINT8': np.uint8}
+
+
+def numpy_dtype(datatype):
+    """Return the NumPy dtype of a ``trt.DataType``; ModelError for types NumPy cannot hold."""
+    name = getattr(datatype, 'name', None) or str(datatype).rsplit('.', 1)[-1]
+    if name not in _NUMPY_OF_TENSORRT:
+        raise ModelError(f'engine tensor type {name} has no NumPy equivalent; export the model '
+                         'with float32/float16/int32/int8/uint8/bool inputs and outputs')
+    return np.dtype(_NUMPY_OF_TENSORRT[name])
+
+
+# ----------------------------------------------------------------------- plugins and facts
+_builtin_plugins_loaded = False
+_loaded_plugin_paths = set()
 
 
 def load_plugins(trt, logger, plugin_paths):
-    """Register TensorRT's built-in plugins and load plugin libraries."""
-    trt.init_libnvinfer_plugins(logger, '')
+    """Register TensorRT's built-in plugins (once) and the configured plugin libraries.
+
+    Only the libraries named in the configuration are loaded; a plugin library is code that runs
+    in this process.
+    """
+    global _builtin_plugins_loaded
+    if not _builtin_plugins_loaded:
+        trt.init_libnvinfer_plugins(logger, '')
+        _builtin_plugins_loaded = True
     registry = trt.get_plugin_registry()
     for path in plugin_paths:
+        path = os.path.abspath(path)
+        if path in _loaded_plugin_paths:
+            continue
         if not os.path.isfile(path):
             raise ConfigError(f'plugin library {path!r} not found')
         if hasattr(registry, 'load_library'):  # TensorRT 8.6+
@@ -74,68 +136,139 @@ def load_plugins(trt, logger, plugin_paths):
                 raise ModelError(f'TensorRT could not load plugin library {path!r}')
         else:  # 8.5: the library registers its creators when loaded into the process
             ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        _loaded_plugin_paths.add(path)
         LOG.info('loaded TensorRT plugin library %s', path)
 
 
-def device_facts(trt, builder, cuda, device_id):
-    """Collect the DeviceFacts the build plan and cache key need."""
+def device_facts(trt, runtime, cuda, device_id):
+    """Collect the DeviceFacts the plan and cache key need, without creating a Builder.
+
+    The DLA core count comes from ``runtime.num_DLA_cores`` (0 on machines without DLA); fast
+    fp16/int8 are only known to a Builder and stay None here.
+    """
     name, capability = cuda.device_properties(device_id)
     return DeviceFacts(tensorrt_version=trt.__version__, device_name=name,
                        compute_capability=capability,
-                       num_dla_cores=int(getattr(builder, 'num_DLA_cores', 0)),
-                       fast_fp16=bool(getattr(builder, 'platform_has_fast_fp16', True)),
-                       fast_int8=bool(getattr(builder, 'platform_has_fast_int8', True)))
+                       num_dla_cores=int(getattr(runtime, 'num_DLA_cores', 0)))
 
 
-def make_entropy_calibrator(trt, batches, batch_size, cache_path, cuda, data_sha256=''):
-    """Return an IInt8EntropyCalibrator2 feeding ``batches`` (host arrays) to TensorRT.
+# ------------------------------------------------------------------------------ calibrator
+def make_entropy_calibrator(trt, batches, batch_shape, cache_path, cuda, data_sha256=''):
+    """Return an IInt8EntropyCalibrator2 feeding ``batches`` (host arrays of ``batch_shape``).
 
-    A calibration cache is reused only if its ``.sha256`` record matches ``data_sha256``.
+    Exceptions inside get_batch are recorded in ``calibrator.error`` and end the data: TensorRT
+    8.5's trampoline swallows them, so the build checks ``error`` afterwards and fails loudly.
+    A calibration cache is reused only if its ``.sha256`` record matches ``data_sha256``. Call
+    ``close()`` after the build to free the device buffer and the stream.
     """
+    batch_shape = tuple(int(dim) for dim in batch_shape)
+
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._batches = iter(batches)
             self._pointer, self._capacity = None, 0
             self._stream = cuda.stream_create()
+            self.error = None
+            self.batches_fed = 0
+            self.cache_read = False
 
         def get_batch_size(self):
-            return batch_size
+            # Rows per batch; an explicit-batch network takes the real batch from the
+            # calibration profile's opt shape, which batch_shape is.
+            return batch_shape[0]
 
-        def get_batch(self, names):
+        def get_batch(self, names, *unused):
             try:
-                batch = next(self._batches)
-            except StopIteration:
+                return self._next_batch(names)
+            except Exception as error:  # noqa: B902 - recorded, re-raised after the build
+                if self.error is None:
+                    self.error = error
+                LOG.error('INT8 calibration stopped: %s', error)
                 return None
+
+        def _next_batch(self, names):
+            if len(names) != 1:
+                raise ConfigError(f'calibration feeds one input, TensorRT asks for {names}')
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            batch = np.ascontiguousarray(batch, dtype=np.float32)
+            if batch.shape != batch_shape:
+                raise ConfigError(f'calibration batch has shape {batch.shape}, TensorRT '
+                                  f'calibrates at {batch_shape}')
             if batch.nbytes > self._capacity:
                 if self._pointer is not None:
                     cuda.free(self._pointer)
+                    self._pointer = None
                 self._pointer, self._capacity = cuda.malloc(batch.nbytes), batch.nbytes
             cuda.memcpy_async(self._pointer, batch.ctypes.data, batch.nbytes, HOST_TO_DEVICE,
                               self._stream)
             cuda.stream_synchronize(self._stream)
-            return [self._pointer]
+            self.batches_fed += 1
+            return [int(self._pointer)]
 
-        def read_calibration_cache(self):
+        def read_calibration_cache(self, *unused):
             if not cache_path or not os.path.isfile(cache_path):
                 return None
-            record = cache_path + '.sha256'
             if data_sha256:
-                recorded = open(record).read().strip() if os.path.isfile(record) else ''
+                record = cache_path + '.sha256'
+                recorded = ''
+                if os.path.isfile(record):
+                    with open(record, encoding='utf-8') as stream:
+                        recorded = stream.read().strip()
                 if recorded != data_sha256:
                     LOG.info('calibration cache %s is for other data: recalibrating', cache_path)
                     return None
             with open(cache_path, 'rb') as stream:
-                return stream.read()
+                data = stream.read()
+            self.cache_read = bool(data)
+            return data or None
 
-        def write_calibration_cache(self, cache):
+        def write_calibration_cache(self, cache, *unused):
             if cache_path:
                 write_atomically(cache_path, bytes(cache))
                 if data_sha256:
                     write_atomically(cache_path + '.sha256', data_sha256.encode())
+
+        def close(self):
+            """Free the device buffer and the stream (idempotent)."""
+            if self._pointer is not None:
+                cuda.free(self._pointer)
+                self._pointer, self._capacity = None, 0
+            if self._stream is not None:
+                cuda.stream_destroy(self._stream)
+                self._stream = None
     return EntropyCalibrator()
 
 
+def _calibrator_for(trt, cfg, plan, cuda, data_sha256):
+    calibration = cfg.calibration
+    batches, make_batch = [], None
+    if calibration.images:
+        paths = list_calibration_images(calibration.images)
+        make_batch = preprocessor_batch_fn(calibration.preprocess, next(iter(plan.profiles)),
+                                           device_id=cfg.device_id)
+        batches = calibration_batches(paths, make_batch, plan.calibration_shape,
+                                      calibration.max_batches)
+    shape = plan.calibration_shape or next(iter(plan.profiles.values()))[1]
+    calibrator = make_entropy_calibrator(trt, batches, shape, calibration.cache, cuda,
+                                         data_sha256)
+    calibrator.preprocessing = make_batch
+    return calibrator
+
+
+def _check_calibration(calibrator):
+    """Raise if INT8 calibration failed or fed nothing (TensorRT may still return an engine)."""
+    if calibrator.error is not None:
+        raise ModelError(f'INT8 calibration failed: {calibrator.error}; the engine was not '
+                         'stored') from calibrator.error
+    if calibrator.batches_fed == 0 and not calibrator.cache_read:
+        raise ModelError('INT8 calibration read no data (no batch and no usable calibration '
+                         'cache); the engine was not stored')
+
+
+# ---------------------------------------------------------------------------------- build
 def _apply_dynamic_ranges(network, ranges):
     names = set()
     tensors = [network.get_input(i) for i in range(network.num_inputs)]
@@ -161,17 +294,23 @@ def _dla_report(config, network):
         + [f'on GPU: {name}' for name in names]
 
 
-def _engine_layers(trt, runtime, serialized):
-    """Return the built engine's layer list from the engine inspector (TensorRT 8.2+)."""
-    import json
-    engine = runtime.deserialize_cuda_engine(serialized)
-    if engine is None or not hasattr(engine, 'create_engine_inspector'):
-        return []
-    info = engine.create_engine_inspector().get_engine_information(
-        trt.LayerInformationFormat.JSON)
-    layers = json.loads(info).get('Layers', [])
-    return [layer.get('Name', str(layer)) if isinstance(layer, dict) else str(layer)
-            for layer in layers]
+def engine_layers(trt, engine):
+    """Return the engine inspector's layer list as note lines; never raises.
+
+    TensorRT 8.6 puts raw control characters in layer names, so the JSON is parsed with
+    strict=False; any other problem becomes a note, because a report must never cost an engine.
+    """
+    try:
+        if not hasattr(engine, 'create_engine_inspector'):
+            return ['layer report: this TensorRT has no engine inspector']
+        info = engine.create_engine_inspector().get_engine_information(
+            trt.LayerInformationFormat.JSON)
+        layers = json.loads(info, strict=False).get('Layers', [])
+        return [f'layer: {layer.get("Name", layer) if isinstance(layer, dict) else layer}'
+                for layer in layers]
+    except Exception as error:  # noqa: B902 - a report problem must not fail the load
+        LOG.warning('engine layer report unavailable: %s', error)
+        return [f'layer report unavailable: {type(error).__name__}: {error}']
 
 
 def _network_from_onnx(trt, builder, logger, model_path):
@@ -187,12 +326,36 @@ def _network_from_onnx(trt, builder, logger, model_path):
     return network, parser
 
 
-def build_serialized_engine(trt, logger, cfg, plan, cuda, calibration_sha256=''):
-    """Build an engine for EngineConfig ``cfg`` following BuildPlan ``plan``.
+def _set_tactic_sources(trt, config, names):
+    if names is None:
+        return
+    mask = 0
+    for name in names:
+        mask |= 1 << int(getattr(trt.TacticSource, name))
+    if not config.set_tactic_sources(mask):
+        raise ConfigError(f'TensorRT refused tactic_sources {list(names)}')
 
-    Returns (serialized engine bytes, notes for the cache record).
+
+def _load_timing_cache(config, path):
+    data = b''
+    if path and os.path.isfile(path):
+        with open(path, 'rb') as stream:
+            data = stream.read()
+    cache = config.create_timing_cache(data)
+    # A cache from another GPU or TensorRT version is rejected rather than misused.
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        LOG.warning('timing cache %s does not fit this GPU/TensorRT; starting a new one', path)
+        config.set_timing_cache(config.create_timing_cache(b''), ignore_mismatch=False)
+    return bool(data)
+
+
+def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
+    """Build an engine for EngineConfig ``cfg`` as EngineRequest ``request`` says.
+
+    Returns (serialized engine bytes, notes for the cache record). Raises ModelError when the
+    build or the INT8 calibration fails.
     """
-    builder = trt.Builder(logger)
+    plan = request.plan
     network, parser = _network_from_onnx(trt, builder, logger, cfg.model)
     config = builder.create_builder_config()
     workspace = cfg.workspace_mib << 20
@@ -202,100 +365,123 @@ def build_serialized_engine(trt, logger, cfg, plan, cuda, calibration_sha256='')
         config.max_workspace_size = workspace
     if hasattr(trt, 'ProfilingVerbosity'):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    _set_tactic_sources(trt, config, cfg.tactic_sources)
+    if cfg.builder_optimization_level is not None and \
+            hasattr(config, 'builder_optimization_level'):  # 8.6+
+        config.builder_optimization_level = cfg.builder_optimization_level
+    notes = list(plan.describe())
     if plan.precision in ('fp16', 'int8'):
         config.set_flag(trt.BuilderFlag.FP16)
-    notes = list(plan.describe())
+        if not builder.platform_has_fast_fp16:
+            notes.append('this GPU has no fast fp16: expect little speed-up')
     profile = builder.create_optimization_profile()
     for name, (low, best, high) in plan.profiles.items():
         profile.set_shape(name, low, best, high)
     config.add_optimization_profile(profile)
-    if plan.precision == 'int8':
-        config.set_flag(trt.BuilderFlag.INT8)
-        if cfg.dynamic_ranges:
-            applied = _apply_dynamic_ranges(network, load_dynamic_ranges(cfg.dynamic_ranges))
-            notes.append(f'dynamic ranges set on {applied} tensors')
-        else:
-            config.int8_calibrator = _calibrator_for(trt, cfg, network, cuda, calibration_sha256)
-            config.set_calibration_profile(profile)
-    if plan.device == 'dla':
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = plan.dla_core
-        if plan.gpu_fallback:
-            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-        notes += _dla_report(config, network)
-    timing_cache = _load_timing_cache(config, cfg.timing_cache)
-    for line in notes:
-        LOG.info('build %s: %s', os.path.basename(cfg.model), line)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ModelError(f'TensorRT failed to build {cfg.model!r} (see the TensorRT errors '
-                         'logged above)')
-    if timing_cache is not None and cfg.timing_cache:
-        write_atomically(cfg.timing_cache, bytes(config.get_timing_cache().serialize()))
+    calibrator = None
+    try:
+        if plan.precision == 'int8':
+            config.set_flag(trt.BuilderFlag.INT8)
+            if cfg.dynamic_ranges:
+                applied = _apply_dynamic_ranges(network, load_dynamic_ranges(cfg.dynamic_ranges))
+                notes.append(f'dynamic ranges set on {applied} tensors')
+            else:
+                calibrator = _calibrator_for(trt, cfg, plan, cuda, request.calibration_sha256)
+                config.int8_calibrator = calibrator
+                config.set_calibration_profile(profile)
+        if plan.device == 'dla':
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = plan.dla_core
+            if plan.gpu_fallback:
+                config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+            notes += _dla_report(config, network)
+        had_timings = _load_timing_cache(config, request.timing_cache_path)
+        notes.append(f'timing cache: {request.timing_cache_path} '
+                     f'({"reused" if had_timings else "new"})')
+        for line in notes:
+            LOG.info('build %s: %s', os.path.basename(cfg.model), line)
+        started = time.monotonic()
+        serialized = builder.build_serialized_network(network, config)
+        if calibrator is not None:
+            _check_calibration(calibrator)
+        if serialized is None:
+            raise ModelError(f'TensorRT failed to build {cfg.model!r} (see the TensorRT errors '
+                             'logged above)')
+        notes.append(f'build time: {time.monotonic() - started:.1f} s')
+        try:
+            write_atomically(request.timing_cache_path,
+                             bytes(config.get_timing_cache().serialize()))
+        except (OSError, EngineCacheError) as error:  # timings are an optimization only
+            LOG.warning('could not save the timing cache %s: %s', request.timing_cache_path,
+                        error)
+    finally:
+        if calibrator is not None:
+            calibrator.close()
+            preprocessing = getattr(calibrator, 'preprocessing', None)
+            if preprocessing is not None:
+                preprocessing.close()
     del parser
     return bytes(serialized), notes
 
 
-def _load_timing_cache(config, path):
-    data = b''
-    if path and os.path.isfile(path):
-        with open(path, 'rb') as stream:
-            data = stream.read()
-    cache = config.create_timing_cache(data)
-    config.set_timing_cache(cache, ignore_mismatch=False)
-    return cache
-
-
-def _calibrator_for(trt, cfg, network, cuda, data_sha256):
-    calibration = cfg.calibration
-    input_name = network.get_input(0).name
-    if network.num_inputs != 1:
-        raise ConfigError('int8 calibration from images supports one model input; use '
-                          'dynamic_ranges for multi-input models')
-    batches = []
-    if calibration.images:
-        paths = list_calibration_images(calibration.images)
-        make_batch = preprocessor_batch_fn(calibration.preprocess, input_name,
-                                           device_id=cfg.device_id)
-        batches = calibration_batches(paths, make_batch, calibration.batch_size,
-                                      calibration.max_batches)
-    return make_entropy_calibrator(trt, batches, calibration.batch_size, calibration.cache,
-                                   cuda, data_sha256)
-
-
+# --------------------------------------------------------------------------------- engine
 class TensorRTEngine(Engine):
-    """A deserialized TensorRT engine with its own CUDA stream and device buffers."""
+    """A deserialized TensorRT engine with its own CUDA stream and device buffers.
 
-    def __init__(self, trt, logger, serialized, cuda, device_id, name):
+    ``dla_core`` is set on the runtime before deserializing (TensorRT runs a DLA engine on the
+    runtime's core, 0 unless told otherwise). Every call makes the engine's GPU current on the
+    calling thread, since CUDA keeps the current device per thread.
+    """
+
+    def __init__(self, trt, runtime, serialized, cuda, device_id, name, dla_core=None):
         self._cuda = cuda
         self._name = name
         self._device_id = device_id
+        self._context = None
+        self.built = False  # set by load_tensorrt_engine: built now, or read from the cache
+        self.load_seconds = None
         cuda.set_device(device_id)
-        self._runtime = trt.Runtime(logger)
-        self._engine = self._runtime.deserialize_cuda_engine(serialized)
+        self._runtime = runtime
+        if dla_core is not None:
+            runtime.DLA_core = int(dla_core)
+        self._engine = runtime.deserialize_cuda_engine(serialized)
         if self._engine is None:
             raise EngineCacheError(f'{name}: TensorRT could not deserialize the engine (built by '
                                    'another TensorRT version or device?); delete it to rebuild')
         self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise ModelError(f'{name}: TensorRT could not create an execution context (out of '
+                             'GPU memory?)')
         self._inputs, self._outputs = [], []
         for index in range(self._engine.num_io_tensors):
             tensor_name = self._engine.get_tensor_name(index)
             info = TensorInfo(tensor_name, tuple(self._engine.get_tensor_shape(tensor_name)),
-                              np.dtype(trt.nptype(self._engine.get_tensor_dtype(tensor_name))))
+                              numpy_dtype(self._engine.get_tensor_dtype(tensor_name)))
             is_input = self._engine.get_tensor_mode(tensor_name) == trt.TensorIOMode.INPUT
             (self._inputs if is_input else self._outputs).append(info)
         self._stream = cuda.stream_create()
         self._event = cuda.event_create()
         self._buffers = {}  # name -> (pointer, capacity in bytes)
 
+    @property
+    def cuda_engine(self):
+        """Return the underlying trt.ICudaEngine (for inspection)."""
+        return self._engine
+
     def _buffer(self, name, nbytes):
         pointer, capacity = self._buffers.get(name, (None, 0))
         if nbytes > capacity:
             if pointer is not None:
                 self._cuda.free(pointer)
+                del self._buffers[name]
             pointer = self._cuda.malloc(max(nbytes, 1))
             self._buffers[name] = (pointer, nbytes)
         return pointer
+
+    def _set_address(self, name, pointer):
+        if not self._context.set_tensor_address(name, pointer):
+            raise ModelError(f'{self._name}: TensorRT refused the address of tensor {name!r} '
+                             '(misaligned or unknown tensor; see the TensorRT error above)')
 
     def _bind_input(self, name, value):
         if isinstance(value, DeviceBuffer):
@@ -315,7 +501,7 @@ class TensorRTEngine(Engine):
         if not self._context.set_input_shape(name, tuple(value.shape)):
             raise ModelError(f'{self._name}: input {name!r} shape {tuple(value.shape)} is outside '
                              'the optimization profile the engine was built with')
-        self._context.set_tensor_address(name, pointer)
+        self._set_address(name, pointer)
 
     @property
     def accepts_device_input(self):
@@ -327,6 +513,7 @@ class TensorRTEngine(Engine):
         if self._context is None:
             raise ModelError(f'{self._name}: engine is closed')
         feeds = check_feeds(feeds, self._inputs, self._name)
+        self._cuda.set_device(self._device_id)
         for name, value in feeds.items():
             self._bind_input(name, value)
         shapes = {}
@@ -337,7 +524,7 @@ class TensorRTEngine(Engine):
                                  f'shape {shape}; such models are not supported')
             shapes[tensor.name] = shape
             nbytes = int(np.prod(shape, dtype=np.int64)) * tensor.dtype.itemsize
-            self._context.set_tensor_address(tensor.name, self._buffer(tensor.name, nbytes))
+            self._set_address(tensor.name, self._buffer(tensor.name, nbytes))
         if not self._context.execute_async_v3(self._stream):
             raise ModelError(f'{self._name}: TensorRT execute_async_v3 failed (see the log)')
         result = {}
@@ -359,8 +546,12 @@ class TensorRTEngine(Engine):
         """Free device buffers, the stream and the TensorRT objects."""
         if self._context is None:
             return
+        self._cuda.set_device(self._device_id)
+        self._cuda.stream_synchronize(self._stream)
+        # Context before engine before runtime: each depends on the next.
         self._context = None
         self._engine = None
+        self._runtime = None
         for pointer, _ in self._buffers.values():
             self._cuda.free(pointer)
         self._buffers = {}
@@ -368,51 +559,64 @@ class TensorRTEngine(Engine):
         self._cuda.stream_destroy(self._stream)
 
 
-def _calibration_sha256(cfg, plan):
-    if plan.precision != 'int8' or cfg.dynamic_ranges:
-        return ''
-    if cfg.calibration.images:
-        paths = list_calibration_images(cfg.calibration.images)
-        return calibration_data_sha256(paths, cfg.calibration.preprocess,
-                                       cfg.calibration.batch_size, cfg.calibration.max_batches)
-    return file_sha256(cfg.calibration.cache)
+def load_tensorrt_engine(cfg, cuda=None):
+    """Return a TensorRTEngine for EngineConfig ``cfg``, reusing a cached engine when valid.
 
-
-def load_tensorrt_engine(cfg):
-    """Return a TensorRTEngine for EngineConfig ``cfg``, reusing a cached engine when valid."""
+    A cache hit creates no Builder and no layer report: it reads, checks and deserializes. A
+    build writes the engine to the cache before anything else touches it.
+    """
+    started = time.monotonic()
     trt = import_tensorrt()
-    cuda = cuda_runtime()
+    cuda = cuda or cuda_runtime()
     cuda.set_device(cfg.device_id)
-    logger = _Logger(trt)
+    logger = tensorrt_logger(trt)
     load_plugins(trt, logger, cfg.plugins)
-    builder = trt.Builder(logger)
-    facts = device_facts(trt, builder, cuda, cfg.device_id)
-    model_inputs, _ = read_model_io(cfg.model)
-    plan = plan_build(cfg, model_inputs, facts)
-    for warning in plan.warnings:
+    runtime = trt.Runtime(logger)
+    request = resolve_engine(cfg, device_facts(trt, runtime, cuda, cfg.device_id))
+    for warning in request.plan.warnings:
         LOG.warning('%s: %s', os.path.basename(cfg.model), warning)
-    calibration_sha256 = _calibration_sha256(cfg, plan)
-    key = make_cache_key(cfg.model, facts, plan.precision, plan.dla_core, plan.profiles,
-                         calibration_sha256, cfg.dynamic_ranges, cfg.plugins)
-    cache_dir = os.path.expanduser(cfg.engine_cache_dir or DEFAULT_CACHE_DIR)
-    engine_path = cfg.engine_path or default_engine_path(cache_dir, cfg.model, plan.precision,
-                                                         plan.dla_core)
-    decision = check_cached_engine(engine_path, key)
-    if decision.reuse:
-        LOG.info('using cached engine: %s', decision.reason)
-        with open(engine_path, 'rb') as stream:
-            serialized = stream.read()
-    else:
-        LOG.warning('building a TensorRT engine (minutes on Jetson): %s', decision.reason)
-        serialized, notes = build_serialized_engine(trt, logger, cfg, plan, cuda,
-                                                    calibration_sha256)
-        notes += _engine_layers(trt, trt.Runtime(logger), serialized)
-        store_engine(engine_path, serialized, key, notes)
-        LOG.info('engine written to %s', engine_path)
-    engine = TensorRTEngine(trt, logger, serialized, cuda, cfg.device_id,
-                            os.path.basename(engine_path))
-    validate_bindings([s.as_tensor_info() for s in cfg.inputs], engine.inputs, 'input',
-                      engine_path)
-    validate_bindings([s.as_tensor_info() for s in cfg.outputs], engine.outputs, 'output',
-                      engine_path)
+    make_private_dir(os.path.dirname(os.path.abspath(request.engine_path)))
+    name = os.path.basename(request.engine_path)
+    engine = None
+    if request.decision.reuse:
+        LOG.info('using cached engine: %s', request.decision.reason)
+        serialized = read_cached_engine(request.engine_path, request.decision)
+        try:
+            engine = TensorRTEngine(trt, runtime, serialized, cuda, cfg.device_id, name,
+                                    dla_core=request.plan.dla_core)
+        except EngineCacheError as error:
+            LOG.warning('%s; rebuilding', error)
+    if engine is None:
+        if not request.decision.reuse:
+            LOG.warning('building a TensorRT engine (minutes on Jetson): %s',
+                        request.decision.reason)
+        serialized, notes = build_serialized_engine(trt, trt.Builder(logger), logger, cfg,
+                                                    request, cuda)
+        # Stored first: nothing after this point can lose a built engine.
+        store_engine(request.engine_path, serialized, request.key, notes)
+        LOG.info('engine written to %s', request.engine_path)
+        engine = TensorRTEngine(trt, runtime, serialized, cuda, cfg.device_id, name,
+                                dla_core=request.plan.dla_core)
+        engine.built = True
+    try:
+        if engine.built:
+            _record_layers(trt, engine, request.engine_path)
+        validate_bindings([s.as_tensor_info() for s in cfg.inputs], engine.inputs, 'input',
+                          request.engine_path)
+        validate_bindings([s.as_tensor_info() for s in cfg.outputs], engine.outputs, 'output',
+                          request.engine_path)
+    except BaseException:
+        engine.close()
+        raise
+    engine.load_seconds = time.monotonic() - started
+    LOG.info('%s ready in %.2f s (%s)', name, engine.load_seconds,
+             'built' if engine.built else 'from cache')
     return engine
+
+
+def _record_layers(trt, engine, engine_path):
+    """Add the layer report to the stored engine's record; a failure only costs the report."""
+    try:
+        append_build_notes(engine_path, engine_layers(trt, engine.cuda_engine))
+    except (OSError, ValueError, EngineCacheError) as error:
+        LOG.warning('could not add the layer report to %s.json: %s', engine_path, error)

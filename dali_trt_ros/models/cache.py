@@ -8,12 +8,13 @@ else ``~/.cache/dali_trt_ros``)::
     models/downloads/         registry packages exactly as fetched (checked by sha256)
 """
 
-import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from dali_trt_ros.checksums import bytes_sha256 as sha256_of_bytes  # noqa: F401 (re-exported)
+from dali_trt_ros.checksums import file_sha256 as sha256_of_file  # noqa: F401 (re-exported)
 from dali_trt_ros.errors import ModelError
 
 MANIFEST_NAME = 'manifest.json'
@@ -32,20 +33,6 @@ def default_cache_dir():
 def downloads_dir(cache_dir):
     """Return the folder that holds fetched registry packages."""
     return Path(cache_dir) / 'downloads'
-
-
-def sha256_of_file(path, chunk_size=1 << 20):
-    """Return the hex sha256 of a file, read in chunks (large files stay out of memory)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for chunk in iter(lambda: stream.read(chunk_size), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_of_bytes(data):
-    """Return the hex sha256 of an in-memory buffer."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def write_atomically(path, data):

@@ -9,7 +9,6 @@ on any machine.
 import argparse
 import json
 import logging
-import os
 import sys
 
 from dali_trt_ros.errors import PerceptionError
@@ -36,7 +35,13 @@ def _parser():
     parser.add_argument('--no-gpu-fallback', action='store_true',
                         help='fail instead of running DLA-incompatible layers on the GPU')
     parser.add_argument('--workspace-mib', type=int)
-    parser.add_argument('--timing-cache', help='timing cache file (read and updated)')
+    parser.add_argument('--timing-cache', help='timing cache file (read and updated; default: '
+                        'one per TensorRT version and GPU in the cache folder)')
+    parser.add_argument('--optimization-level', type=int, choices=range(0, 6),
+                        help='builder_optimization_level (TensorRT 8.6+): 0 builds fastest, '
+                        '3 is the default')
+    parser.add_argument('--tactic-sources', help='comma-separated trt.TacticSource names, e.g. '
+                        'EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS (default: TensorRT\'s)')
     parser.add_argument('--plugin', action='append', default=[], help='plugin library (.so)')
     parser.add_argument('--shape', action='append', default=[], type=_shape_arg,
                         help='fixed shape of a dynamic input, NAME:DIMS')
@@ -45,7 +50,7 @@ def _parser():
     parser.add_argument('--max-shape', action='append', default=[], type=_shape_arg)
     parser.add_argument('--calib-images', help='folder of representative images (int8)')
     parser.add_argument('--calib-cache', help='calibration cache file (int8)')
-    parser.add_argument('--calib-batch-size', type=int)
+    parser.add_argument('--calib-batch-size', type=int, help='must equal the opt batch (default)')
     parser.add_argument('--calib-max-batches', type=int)
     parser.add_argument('--preprocess', help='YAML/JSON file with the preprocessing mapping used '
                         'for calibration')
@@ -78,7 +83,10 @@ def config_dict(args):
     options = {'engine_path': args.output, 'engine_cache_dir': args.cache_dir,
                'precision': args.precision, 'dla_core': args.dla_core,
                'workspace_mib': args.workspace_mib, 'timing_cache': args.timing_cache,
-               'dynamic_ranges': args.dynamic_ranges}
+               'dynamic_ranges': args.dynamic_ranges,
+               'builder_optimization_level': args.optimization_level,
+               'tactic_sources': args.tactic_sources.split(',') if args.tactic_sources
+               else None}
     data.update({key: value for key, value in options.items() if value is not None})
     if args.no_gpu_fallback:
         data['gpu_fallback'] = False
@@ -112,38 +120,32 @@ def _facts_from_args(args):
 
 def _facts_from_machine(config):
     from dali_trt_ros.engines.cuda_runtime import cuda_runtime
-    from dali_trt_ros.engines.tensorrt_engine import _Logger, device_facts, import_tensorrt
+    from dali_trt_ros.engines.tensorrt_engine import (device_facts, import_tensorrt,
+                                                      tensorrt_logger)
     trt = import_tensorrt()
-    return device_facts(trt, trt.Builder(_Logger(trt)), cuda_runtime(), config.device_id)
+    runtime = trt.Runtime(tensorrt_logger(trt))
+    return device_facts(trt, runtime, cuda_runtime(), config.device_id)
 
 
 def dry_run(config, facts):
     """Print the build plan and the engine cache decision for ``config`` on ``facts``."""
-    from dali_trt_ros.engines.build_plan import plan_build
-    from dali_trt_ros.engines.engine_cache import (check_cached_engine, default_engine_path,
-                                                   make_cache_key)
+    from dali_trt_ros.engines.engine_request import resolve_engine
     from dali_trt_ros.engines.onnx_model import read_model_io
-    from dali_trt_ros.engines.tensorrt_engine import DEFAULT_CACHE_DIR, _calibration_sha256
     inputs, outputs = read_model_io(config.model)
-    plan = plan_build(config, inputs, facts)
+    request = resolve_engine(config, facts, inputs)
     print(f'model: {config.model}')
     print('model inputs: ' + '; '.join(t.describe() for t in inputs))
     print('model outputs: ' + '; '.join(t.describe() for t in outputs))
     print(f'TensorRT {facts.tensorrt_version} on {facts.device_name} (sm '
           f'{".".join(map(str, facts.compute_capability))}, {facts.num_dla_cores} DLA cores)')
-    for line in plan.describe():
+    for line in request.plan.describe():
         print(line)
-    key = make_cache_key(config.model, facts, plan.precision, plan.dla_core, plan.profiles,
-                         _calibration_sha256(config, plan), config.dynamic_ranges,
-                         config.plugins)
-    cache_dir = os.path.expanduser(config.engine_cache_dir or DEFAULT_CACHE_DIR)
-    path = config.engine_path or default_engine_path(cache_dir, config.model, plan.precision,
-                                                     plan.dla_core)
-    decision = check_cached_engine(path, key)
-    print(f'engine: {path}')
-    print(f'cache: {"reuse" if decision.reuse else "build"} ({decision.reason})')
-    print(f'cache key: {key.digest()}')
-    return plan
+    print(f'engine: {request.engine_path}')
+    print(f'cache: {"reuse" if request.decision.reuse else "build"} '
+          f'({request.decision.reason})')
+    print(f'timing cache: {request.timing_cache_path}')
+    print(f'cache key: {request.key.digest()}')
+    return request.plan
 
 
 def main(argv=None):
@@ -161,6 +163,8 @@ def main(argv=None):
             return 0
         from dali_trt_ros.engines.tensorrt_engine import load_tensorrt_engine
         with load_tensorrt_engine(config) as engine:
+            print(f'engine {"built" if engine.built else "loaded from the cache"} in '
+                  f'{engine.load_seconds:.1f} s')
             print('inputs: ' + '; '.join(t.describe() for t in engine.inputs))
             print('outputs: ' + '; '.join(t.describe() for t in engine.outputs))
         return 0

@@ -150,25 +150,16 @@ def verify_model(path, runs, atol, rtol):
 
 
 def check_cuda_bindings():
-    """Round-trip data through each available CUDA binding; return printable result lines."""
-    from dali_trt_ros.engines.cuda_runtime import CudaUnavailableError, cuda_runtime
-    from dali_trt_ros.errors import ModelError
-    lines, ok = [], True
+    """Round-trip data through the CUDA runtime binding; return printable result lines."""
+    from dali_trt_ros.engines.cuda_runtime import cuda_runtime
+    from dali_trt_ros.errors import CudaError
     data = np.arange(1 << 20, dtype=np.float32)
-    for name in ('cuda-python', 'cupy', 'ctypes'):
-        try:
-            cuda = cuda_runtime(name)
-        except CudaUnavailableError as error:
-            lines.append(f'{name}: not available ({str(error)[:100]})')
-            continue
-        try:
-            lines.append(_round_trip(name, cuda, data))
-        except ModelError as error:
-            lines.append(f'{name}: FAILED: {error}')
-            ok = False
-            continue
-        ok &= lines[-1].endswith('identical')
-    return lines, ok
+    try:
+        cuda = cuda_runtime()
+        line = _round_trip(f'libcudart ({cuda.path})', cuda, data)
+    except CudaError as error:
+        return [f'libcudart: FAILED: {error}'], False
+    return [line], line.endswith('identical')
 
 
 def _round_trip(name, cuda, data):

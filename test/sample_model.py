@@ -1,7 +1,4 @@
-"""A small real ONNX model (conv + relu + mean) for tests, dry runs and GPU verification.
-
-Built with ``onnx.helper`` (imported lazily), so no model download is needed.
-"""
+"""Test fixture: a small real ONNX model (conv + relu + mean), built with ``onnx.helper``."""
 
 import numpy as np
 
