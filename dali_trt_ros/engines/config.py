@@ -7,6 +7,7 @@ key, so a typo in a launch file fails at start-up instead of silently using a de
 from dataclasses import dataclass, field
 import os
 
+from dali_trt_ros import validation
 from dali_trt_ros.engines.base import TensorInfo
 from dali_trt_ros.errors import ConfigError
 
@@ -89,222 +90,164 @@ class EngineConfig:
     cuda_tf32: bool = False
 
     @classmethod
-    def from_dict(cls, data):
-        """Build a checked config from a plain dict; raise ConfigError naming any bad key."""
-        if not isinstance(data, dict):
-            raise ConfigError(f'engine config must be a mapping, got {type(data).__name__}')
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f'engine config: unknown key(s) {unknown}; known keys: '
-                              f'{sorted(known)}')
-        if 'model' not in data:
-            raise ConfigError("engine config: 'model' (path of the ONNX model) is required")
+    def from_dict(cls, data, where='engine config'):
+        """Build a checked config from a plain dict; raise ConfigError naming any bad key.
+
+        ``where`` names the source in messages (a YAML file, a model name), e.g.
+        ``engine config: precision: expected one of fp32, fp16, int8, got 'fp64'``.
+        """
+        validation.known_keys(data, cls.__dataclass_fields__, where)
+
+        def at(key):
+            return f'{where}: {key}'
+        if data.get('model') is None:
+            raise ConfigError(f'{at("model")}: required but missing (the ONNX model path)')
+
+        def get(key, default=None):
+            value = data.get(key)
+            return default if value is None else value
         values = {
-            'model': _path(data, 'model'),
-            'backend': _choice(data, 'backend', BACKENDS, 'onnxruntime'),
-            'providers': _providers(data),
-            'device_id': _int(data, 'device_id', 0, minimum=0),
-            'precision': _choice(data, 'precision', PRECISIONS, 'fp32'),
-            'dla_core': _dla_core(data),
-            'gpu_fallback': _bool(data, 'gpu_fallback', True),
-            'engine_cache_dir': _path(data, 'engine_cache_dir'),
-            'engine_path': _path(data, 'engine_path'),
-            'workspace_mib': _int(data, 'workspace_mib', 1024, minimum=1),
-            'timing_cache': _path(data, 'timing_cache'),
-            'tactic_sources': _tactic_sources(data),
-            'builder_optimization_level': _optional_int(data, 'builder_optimization_level',
-                                                        OPTIMIZATION_LEVELS),
-            'plugins': tuple(_path_list(data, 'plugins')),
-            'dynamic_ranges': _path(data, 'dynamic_ranges'),
-            'inputs': _tensor_specs(data, 'inputs'),
-            'outputs': _tensor_specs(data, 'outputs'),
-            'calibration': _calibration(data.get('calibration')),
-            'cpu_threads': _int(data, 'cpu_threads', 0, minimum=0),
-            'cuda_tf32': _bool(data, 'cuda_tf32', False),
+            'model': _path(data['model'], at('model')),
+            'backend': _lower_choice(get('backend', 'onnxruntime'), BACKENDS, at('backend')),
+            'providers': _providers(get('providers', ['cpu']), at('providers')),
+            'device_id': validation.integer(get('device_id', 0), at('device_id'), low=0),
+            'precision': _lower_choice(get('precision', 'fp32'), PRECISIONS, at('precision')),
+            # -1 is the ROS-parameter way to say "none" (parameters cannot be null).
+            'dla_core': None if get('dla_core', -1) == -1 else validation.integer(
+                data['dla_core'], at('dla_core'), low=0),
+            'gpu_fallback': validation.boolean(get('gpu_fallback', True), at('gpu_fallback')),
+            'engine_cache_dir': _optional_path(data.get('engine_cache_dir'),
+                                               at('engine_cache_dir')),
+            'engine_path': _optional_path(data.get('engine_path'), at('engine_path')),
+            'workspace_mib': validation.integer(get('workspace_mib', 1024), at('workspace_mib'),
+                                                low=1),
+            'timing_cache': _optional_path(data.get('timing_cache'), at('timing_cache')),
+            'tactic_sources': _tactic_sources(data.get('tactic_sources'), at('tactic_sources')),
+            'builder_optimization_level': validation.optional(
+                validation.integer, data.get('builder_optimization_level'),
+                at('builder_optimization_level'), low=min(OPTIMIZATION_LEVELS),
+                high=max(OPTIMIZATION_LEVELS)),
+            'plugins': _path_list(get('plugins', []), at('plugins')),
+            'dynamic_ranges': _optional_path(data.get('dynamic_ranges'), at('dynamic_ranges')),
+            'inputs': _tensor_specs(get('inputs', []), at('inputs')),
+            'outputs': _tensor_specs(get('outputs', []), at('outputs')),
+            'calibration': _calibration(data.get('calibration'), at('calibration')),
+            'cpu_threads': validation.integer(get('cpu_threads', 0), at('cpu_threads'), low=0),
+            'cuda_tf32': validation.boolean(get('cuda_tf32', False), at('cuda_tf32')),
         }
         return cls(**values)
 
 
-def _bad(key, what, value):
-    return ConfigError(f'engine config: {key!r} must be {what}, got {value!r}')
-
-
-def _path(data, key):
-    value = data.get(key)
-    if value is None or value == '':
-        return None
-    if not isinstance(value, (str, os.PathLike)):
-        raise _bad(key, 'a file path', value)
+def _path(value, where):
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise validation.invalid(where, 'a file path', value)
     return os.path.expanduser(os.fspath(value))
 
 
-def _path_list(data, key):
-    value = data.get(key) or []
+def _optional_path(value, where):
+    return None if value is None or value == '' else _path(value, where)
+
+
+def _path_list(value, where):
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):
-        raise _bad(key, 'a list of file paths', value)
-    return [_path({key: item}, key) for item in value]
+        raise validation.invalid(where, 'a list of file paths', value)
+    return tuple(_path(item, validation.child(where, i)) for i, item in enumerate(value))
 
 
-def _choice(data, key, choices, default):
-    value = data.get(key, default)
-    if isinstance(value, str):
-        value = value.lower()
-    if value not in choices:
-        raise _bad(key, f'one of {list(choices)}', value)
-    return value
+def _lower_choice(value, allowed, where):
+    return validation.choice(value.lower() if isinstance(value, str) else value, allowed, where)
 
 
-def _int(data, key, default, minimum=None):
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(key, 'an integer', value)
-    if minimum is not None and value < minimum:
-        raise _bad(key, f'>= {minimum}', value)
-    return value
-
-
-def _bool(data, key, default):
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        raise _bad(key, 'true or false', value)
-    return value
-
-
-def _optional_int(data, key, allowed):
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
-        raise _bad(key, f'null or an integer {allowed.start}..{allowed.stop - 1}', value)
-    return value
-
-
-def _tactic_sources(data):
-    value = data.get('tactic_sources')
+def _tactic_sources(value, where):
     if value is None:
         return None
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise _bad('tactic_sources', f'null or a list from {list(TACTIC_SOURCES)}', value)
-    names = [item.upper() for item in value]
-    unknown = [name for name in names if name not in TACTIC_SOURCES]
-    if unknown:
-        raise _bad('tactic_sources', f'a list from {list(TACTIC_SOURCES)}', value)
+    if not isinstance(value, (list, tuple)):
+        raise validation.invalid(where, f'null or a list from {", ".join(TACTIC_SOURCES)}',
+                                 value)
+    names = [validation.choice(item.upper() if isinstance(item, str) else item,
+                               TACTIC_SOURCES, validation.child(where, i))
+             for i, item in enumerate(value)]
     return tuple(sorted(set(names)))
 
 
-def _providers(data):
-    value = data.get('providers', ['cpu'])
+def _providers(value, where):
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
-        raise _bad('providers', f'a non-empty list from {list(PROVIDERS)}', value)
-    providers = []
-    for item in value:
-        name = item.lower() if isinstance(item, str) else item
-        if name not in PROVIDERS:
-            raise _bad('providers', f'a list from {list(PROVIDERS)}', value)
-        providers.append(name)
-    return tuple(providers)
+        raise validation.invalid(where, f'a non-empty list from {", ".join(PROVIDERS)}', value)
+    return tuple(_lower_choice(item, PROVIDERS, validation.child(where, i))
+                 for i, item in enumerate(value))
 
 
-def _dla_core(data):
-    value = data.get('dla_core')
-    # -1 is the ROS-parameter way to say "none" (parameters cannot be null).
-    if value is None or value == -1:
-        return None
-    return _int(data, 'dla_core', None, minimum=0)
-
-
-def _shape(key, value):
+def _shape(value, where):
     if not isinstance(value, (list, tuple)):
-        raise _bad(key, 'a list of dimensions', value)
-    shape = []
-    for dim in value:
+        raise validation.invalid(where, 'a list of dimensions', value)
+    for index, dim in enumerate(value):
         if isinstance(dim, bool) or not isinstance(dim, (int, str)) and dim is not None:
-            raise _bad(key, 'a list of ints (-1, null or a name for a dynamic dimension)', value)
-        shape.append(dim)
-    return tuple(shape)
+            raise validation.invalid(validation.child(where, index),
+                                     'an int (-1, null or a name for a dynamic dimension)', dim)
+    return tuple(value)
 
 
-def _static_shape(key, value):
-    shape = _shape(key, value)
-    if any(not isinstance(dim, int) or dim <= 0 for dim in shape):
-        raise _bad(key, 'a list of positive ints', value)
-    return shape
-
-
-def _dtype(key, value):
+def _dtype(value, where):
     if value is None:
         return None
     import numpy as np
     try:
         return np.dtype(value)
     except TypeError:
-        raise _bad(key, 'a numpy dtype name such as float32', value) from None
+        raise validation.invalid(where, 'a numpy dtype name such as float32', value) from None
 
 
-def _profile(key, item):
+def _profile(item, where):
     if 'min_shape' not in item and 'max_shape' not in item:
         return None
-    try:
-        low = _static_shape(f'{key}.min_shape', item['min_shape'])
-        high = _static_shape(f'{key}.max_shape', item['max_shape'])
-    except KeyError as missing:
-        raise ConfigError(f'engine config: {key} sets a profile but lacks {missing}; give '
-                          'min_shape, opt_shape and max_shape') from None
-    best = _static_shape(f'{key}.opt_shape', item.get('opt_shape', high))
+    low, high = (validation.numbers(validation.required(item, key, where),
+                                    validation.child(where, key), low=1, whole=True)
+                 for key in ('min_shape', 'max_shape'))
+    best = validation.numbers(item.get('opt_shape', high), validation.child(where, 'opt_shape'),
+                              low=1, whole=True)
     if not (len(low) == len(best) == len(high)) or any(
             not a <= b <= c for a, b, c in zip(low, best, high)):
-        raise ConfigError(f'engine config: {key} needs min_shape <= opt_shape <= max_shape per '
-                          f'axis, got {low}, {best}, {high}')
+        raise ConfigError(f'{where}: needs min_shape <= opt_shape <= max_shape per axis, got '
+                          f'{low}, {best}, {high}')
     return InputProfile(low, best, high)
 
 
-def _tensor_specs(data, key):
-    value = data.get(key) or []
+def _tensor_specs(value, where):
     if not isinstance(value, (list, tuple)):
-        raise _bad(key, 'a list of {name, shape, dtype} mappings', value)
-    allowed = {'name', 'shape', 'dtype', 'min_shape', 'opt_shape', 'max_shape'}
+        raise validation.invalid(where, 'a list of {name, shape, dtype} mappings', value)
+    allowed = ('name', 'shape', 'dtype', 'min_shape', 'opt_shape', 'max_shape')
     specs = []
     for index, item in enumerate(value):
-        where = f'{key}[{index}]'
-        if not isinstance(item, dict) or not isinstance(item.get('name'), str):
-            raise _bad(where, 'a mapping with a string "name"', item)
-        unknown = sorted(set(item) - allowed)
-        if unknown:
-            raise ConfigError(f'engine config: {where} has unknown key(s) {unknown}; allowed: '
-                              f'{sorted(allowed)}')
-        shape = _shape(f'{where}.shape', item['shape']) if item.get('shape') is not None else None
-        specs.append(TensorSpec(item['name'], shape, _dtype(f'{where}.dtype', item.get('dtype')),
-                                _profile(where, item)))
+        item_where = validation.child(where, index)
+        validation.known_keys(item, allowed, item_where)
+        name = validation.text(validation.required(item, 'name', item_where),
+                               validation.child(item_where, 'name'))
+        shape = validation.optional(_shape, item.get('shape'),
+                                    validation.child(item_where, 'shape'))
+        specs.append(TensorSpec(name, shape,
+                                _dtype(item.get('dtype'), validation.child(item_where, 'dtype')),
+                                _profile(item, item_where)))
     return tuple(specs)
 
 
-def _calibration(value):
+def _calibration(value, where):
     if value is None:
         return CalibrationConfig()
-    if not isinstance(value, dict):
-        raise _bad('calibration', 'a mapping', value)
-    known = set(CalibrationConfig.__dataclass_fields__)
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f'engine config: calibration has unknown key(s) {unknown}; known: '
-                          f'{sorted(known)}')
-    preprocess = value.get('preprocess')
-    if preprocess is not None and not isinstance(preprocess, dict):
-        raise _bad('calibration.preprocess', 'a mapping (preprocessing spec)', preprocess)
+    validation.known_keys(value, CalibrationConfig.__dataclass_fields__, where)
+    preprocess = validation.optional(validation.mapping, value.get('preprocess'),
+                                     validation.child(where, 'preprocess'))
     return CalibrationConfig(
-        images=_path({'calibration.images': value.get('images')}, 'calibration.images'),
-        cache=_path({'calibration.cache': value.get('cache')}, 'calibration.cache'),
-        batch_size=None if value.get('batch_size') is None else _int(
-            {'calibration.batch_size': value['batch_size']}, 'calibration.batch_size', None,
-            minimum=1),
-        max_batches=_int({'calibration.max_batches': value.get('max_batches', 32)},
-                         'calibration.max_batches', 32, minimum=1),
+        images=_optional_path(value.get('images'), validation.child(where, 'images')),
+        cache=_optional_path(value.get('cache'), validation.child(where, 'cache')),
+        batch_size=validation.optional(validation.integer, value.get('batch_size'),
+                                       validation.child(where, 'batch_size'), low=1),
+        max_batches=validation.integer(value.get('max_batches', 32),
+                                       validation.child(where, 'max_batches'), low=1),
         preprocess=preprocess,
     )
