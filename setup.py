@@ -39,6 +39,7 @@ setup(
         'console_scripts': [
             'perception_node = dali_trt_ros.nodes.perception_node:main',
             'build_engine = dali_trt_ros.tools.build_engine:main',
+            'verify_tensorrt = dali_trt_ros.tools.verify_tensorrt:main',
             'prepare_models = dali_trt_ros.tools.prepare_models:main',
             'bench_preprocess = dali_trt_ros.tools.bench_preprocess:main',
             'demo = dali_trt_ros.tools.demo:main',

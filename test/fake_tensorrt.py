@@ -69,6 +69,9 @@ class FakeCuda:
     def device_count(self):
         return self.device_count_value
 
+    def runtime_version(self):
+        return 12010
+
     def device_properties(self, device_id):
         return self.name, self.capability
 
@@ -313,7 +316,7 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
 
     class BuilderConfig:
         def __init__(self):
-            self.flags = 0
+            self.flags = 1 << int(trt.BuilderFlag.TF32)  # TensorRT's default
             self.pools = {}
             self.default_device_type = trt.DeviceType.GPU
             self.DLA_core = -1

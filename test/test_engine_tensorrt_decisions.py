@@ -199,6 +199,7 @@ def test_every_build_input_changes_the_key(model, tmp_path):
         ('optimization level', {'builder_optimization_level': 1},
          'builder_optimization_level'),
         ('plugins', {'plugins': [str(plugin)]}, 'plugins_sha256'),
+        ('TF32', {'cuda_tf32': True}, 'tf32'),
     ]
     for what, values, field in changes:
         variant = key_for(model, **values)

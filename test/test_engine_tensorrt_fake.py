@@ -295,6 +295,10 @@ def test_builder_settings_reach_tensorrt(fake, model, tmp_path, monkeypatch):
     assert config.get_tactic_sources() == 0b11000
     assert config.pools[trt.MemoryPoolType.WORKSPACE] == 256 << 20
     assert config.get_flag(trt.BuilderFlag.FP16) and not config.get_flag(trt.BuilderFlag.INT8)
+    assert not config.get_flag(trt.BuilderFlag.TF32), 'TF32 off unless cuda_tf32 is set'
+    configs.clear()
+    load_engine(trt_config(model, tmp_path, cuda_tf32=True)).close()
+    assert configs[0].get_flag(trt.BuilderFlag.TF32)
     fake('8.5.2.2')  # no builder_optimization_level before 8.6: skipped with a plan warning
     load_engine(trt_config(model, tmp_path, builder_optimization_level=1)).close()
 

@@ -43,6 +43,7 @@ class EngineCacheKey:
     workspace_mib: int
     tactic_sources: str
     builder_optimization_level: int
+    tf32: bool
     calibration_sha256: str = ''
     dynamic_ranges_sha256: str = ''
     plugins_sha256: str = ''
@@ -102,6 +103,7 @@ def make_cache_key(config, plan, facts, calibration_sha256=''):
         ','.join(config.tactic_sources) or 'none',
         builder_optimization_level=-1 if config.builder_optimization_level is None else
         int(config.builder_optimization_level),
+        tf32=bool(config.cuda_tf32),
         calibration_sha256=calibration_sha256 or '',
         dynamic_ranges_sha256=file_sha256(config.dynamic_ranges) if config.dynamic_ranges
         else '',

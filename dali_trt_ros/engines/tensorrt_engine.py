@@ -370,6 +370,10 @@ def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
             hasattr(config, 'builder_optimization_level'):  # 8.6+
         config.builder_optimization_level = cfg.builder_optimization_level
     notes = list(plan.describe())
+    if not cfg.cuda_tf32 and hasattr(trt.BuilderFlag, 'TF32'):
+        # TF32 rounds fp32 convolution inputs to 10 mantissa bits (Ampere+, Orin included);
+        # off unless cuda_tf32 is set, as for ONNX Runtime, so fp32 matches the CPU closely.
+        config.clear_flag(trt.BuilderFlag.TF32)
     if plan.precision in ('fp16', 'int8'):
         config.set_flag(trt.BuilderFlag.FP16)
         if not builder.platform_has_fast_fp16:

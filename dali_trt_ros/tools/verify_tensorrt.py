@@ -1,0 +1,537 @@
+"""verify_tensorrt: the TensorRT backend on a real GPU, checked against ONNX Runtime (CPU).
+
+Steps (each writes ``verify_tensorrt.json`` and ``verify_tensorrt.md`` into ``--out`` after every
+item, so a crash or a time limit keeps what was measured):
+
+  photos  real photographs (scikit-image) as JPEG files: calibration set, golden photos, and a
+          1080p frame for bench_chain; runs anywhere scikit-image is installed
+  build   engines with the package's build path (load_engine, backend tensorrt) for each model
+          and precision (fp32, fp16, int8 calibrated by IInt8EntropyCalibrator2 over the photos,
+          fed by the package's own preprocessing, DALI on the GPU); build times
+  check   every engine again through the engine cache (a second start must not build; load
+          time), run with DALI's GPU output bound by pointer (zero copy) and compared with ONNX
+          Runtime CPU on the same input tensor; the golden photos through the whole TensorRT
+          chain compared with the ONNX Runtime CPU chain; a changed cache key rebuilds; what
+          the DLA configuration does on this machine (no DLA: GPU with gpu_fallback, error
+          without)
+
+The engine cache and calibration caches live in ``--work`` (e.g. /tmp/trt-check), so build and
+check can run as separate calls of a few minutes each. See docs/engines.md for the commands.
+"""
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+import traceback
+
+import numpy as np
+
+MODELS = ('ssd_mobilenetv2_oidv4', 'selfie_segmentation', 'deeplabv3_mobilenetv2_untrained')
+PRECISIONS = ('fp32', 'fp16', 'int8')
+# The staged TensorRT bundle on the GPU machine has stub cuBLAS/cuDNN libraries.
+BUNDLE_TACTIC_SOURCES = 'EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS'
+GOLDEN_PHOTOS = ('astronaut', 'chelsea', 'coffee')
+CALIBRATION_PHOTOS = ('rocket', 'camera', 'coins', 'moon', 'page', 'text', 'clock', 'horse',
+                      'cell', 'immunohistochemistry', 'hubble_deep_field', 'brick', 'grass',
+                      'gravel', 'colorwheel', 'logo', 'retina', 'microaneurysms')
+# Tolerances of TensorRT vs ONNX Runtime CPU on the same input tensor, relative to the
+# output's largest |value| (fp32 with TF32 off is expected to be close to exact).
+RELATIVE_TOLERANCE = {'fp32': 1e-3, 'fp16': 2e-2, 'int8': None}
+# Chain agreement with the ONNX Runtime CPU chain on the golden photos.
+DETECTION_IOU = 0.9
+MASK_AGREEMENT = {'fp32': 0.99, 'fp16': 0.98, 'int8': 0.9}
+
+LOG = logging.getLogger('verify_tensorrt')
+
+
+# ------------------------------------------------------------------------------ results file
+class Results:
+    """A JSON document rewritten (with its Markdown view) after every change."""
+
+    def __init__(self, out):
+        self.out = out
+        os.makedirs(out, exist_ok=True)
+        self.path = os.path.join(out, 'verify_tensorrt.json')
+        self.data = {}
+        if os.path.isfile(self.path):
+            with open(self.path, encoding='utf-8') as stream:
+                self.data = json.load(stream)
+
+    def put(self, section, key, value):
+        """Store ``value`` under ``section``/``key`` and write both files."""
+        self.data.setdefault(section, {})[key] = value
+        self.save()
+
+    def save(self):
+        """Write the JSON and the Markdown summary."""
+        with open(self.path + '.tmp', 'w', encoding='utf-8') as stream:
+            json.dump(self.data, stream, indent=1, sort_keys=True, default=str)
+        os.replace(self.path + '.tmp', self.path)
+        with open(os.path.join(self.out, 'verify_tensorrt.md'), 'w', encoding='utf-8') as stream:
+            stream.write(markdown(self.data))
+
+
+def markdown(data):
+    """Return the results as Markdown tables."""
+    lines = ['# verify_tensorrt', '']
+    for key, value in sorted(data.get('environment', {}).items()):
+        lines.append(f'- {key}: {value}')
+    if data.get('build'):
+        lines += ['', '## Builds', '', '| engine | built | seconds | size MiB | error |',
+                  '|---|---|---|---|---|']
+        for key, row in sorted(data['build'].items()):
+            lines.append(f"| {key} | {row.get('built')} | {row.get('seconds', '')} | "
+                         f"{row.get('engine_mib', '')} | {row.get('error', '')[:120]} |")
+    if data.get('engines'):
+        lines += ['', '## Engines vs ONNX Runtime CPU (same DALI input, zero copy)', '',
+                  '| engine | from cache | load s | run ms | worst rel. diff | agreement | ok |',
+                  '|---|---|---|---|---|---|---|']
+        for key, row in sorted(data['engines'].items()):
+            lines.append(f"| {key} | {row.get('from_cache')} | {row.get('load_s', '')} | "
+                         f"{row.get('run_ms_median', '')} | {row.get('worst_relative', '')} | "
+                         f"{row.get('agreement', '')} | {row.get('ok', row.get('error', ''))} |")
+    if data.get('chain'):
+        lines += ['', '## Golden photos: TensorRT chain vs ONNX Runtime CPU chain', '',
+                  '| precision | photo | model | ONNX Runtime | TensorRT | IoU / mask agreement '
+                  '| ok |', '|---|---|---|---|---|---|---|']
+        for precision, rows in sorted(data['chain'].items()):
+            for row in rows if isinstance(rows, list) else [rows]:
+                lines.append(f"| {precision} | {row.get('photo', '')} | {row.get('model', '')} | "
+                             f"{row.get('reference', '')} | {row.get('tensorrt', '')} | "
+                             f"{row.get('agreement', '')} | {row.get('ok', row.get('error'))} |")
+    for section in ('rekey', 'dla'):
+        if data.get(section):
+            lines += ['', f'## {section}', '']
+            lines += [f'- {k}: {v}' for k, v in sorted(data[section].items())]
+    return '\n'.join(lines) + '\n'
+
+
+def guarded(results, section, key):
+    """Return a runner that calls a function and records its exception instead of raising."""
+    def run(function, *args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:  # noqa: B902 - one failure must not lose the others
+            LOG.error('%s %s failed: %s', section, key, error)
+            results.put(section, key, {'error': f'{type(error).__name__}: {error}',
+                                       'traceback': traceback.format_exc()[-2000:]})
+            return None
+    return run
+
+
+# ------------------------------------------------------------------------------------ photos
+def write_photos(out):
+    """Write the calibration and golden photos and the 1080p bench frame as JPEG files."""
+    import cv2
+    from skimage import data
+    written = {'golden': [], 'calibration': []}
+    for group, names in (('golden', GOLDEN_PHOTOS), ('calibration', CALIBRATION_PHOTOS)):
+        folder = os.path.join(out, 'photos', group)
+        os.makedirs(folder, exist_ok=True)
+        for name in names:
+            try:
+                image = getattr(data, name)()
+            except Exception as error:  # noqa: B902 - some need a download (pooch)
+                print(f'skipped skimage.data.{name}: {type(error).__name__}')
+                continue
+            image = _as_rgb8(image)
+            cv2.imwrite(os.path.join(folder, f'{name}.jpg'), image[:, :, ::-1],
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            written[group].append(name)
+    frame = cv2.resize(data.astronaut()[:, :, ::-1], (1920, 1080))
+    cv2.imwrite(os.path.join(out, 'photos', 'frame_1080p.jpg'), frame,
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+    print(json.dumps(written))
+    return written
+
+
+def _as_rgb8(image):
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    image = image[..., :3]
+    if image.dtype == bool:
+        return image.astype(np.uint8) * 255
+    if image.dtype != np.uint8:
+        image = image.astype(np.float64)
+        span = max(float(image.max() - image.min()), 1e-9)
+        image = (255 * (image - image.min()) / span).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+# ---------------------------------------------------------------------------- engine configs
+def engine_overrides(args, description, precision):
+    """Engine settings for one model at one precision (the same in build, check and bench)."""
+    settings = {'precision': precision,
+                'engine_cache_dir': os.path.join(args.work, 'engines'),
+                'workspace_mib': args.workspace_mib,
+                'tactic_sources': args.tactic_sources.split(',') if args.tactic_sources else None,
+                'builder_optimization_level': args.opt_level}
+    if precision == 'int8':
+        settings['calibration'] = {
+            'images': os.path.join(args.data, 'photos', 'calibration'),
+            'cache': os.path.join(args.work, 'calibration', f'{description.name}.cache'),
+            'preprocess': {'inputs': [dict(description.input)]},
+            'max_batches': args.calibration_batches}
+    return settings
+
+
+def model_description(args, name):
+    """Load a model description whose ONNX file is in ``--data``/cache/models (or the cache)."""
+    from dali_trt_ros.models import load_model_description
+    return load_model_description(name, cache_dir=_cache_dir(args))
+
+
+def _cache_dir(args):
+    folder = os.path.join(args.data, 'cache', 'models')
+    return folder if os.path.isdir(folder) else None
+
+
+def load_trt(args, name, precision, **changes):
+    """Load (or build) one engine through the package's TensorRT backend."""
+    from dali_trt_ros.engines import load_engine
+    description = model_description(args, name)
+    config = {'model': str(description.onnx_path), 'backend': 'tensorrt',
+              **engine_overrides(args, description, precision), **changes}
+    return load_engine(config)
+
+
+# ------------------------------------------------------------------------------------- build
+def build(args, results):
+    """Build (or find in the cache) every requested engine; record times and sizes."""
+    environment(results)
+    for name in args.models:
+        for precision in args.precisions:
+            key = f'{name}.{precision}'
+
+            def one():
+                started = time.monotonic()
+                engine = load_trt(args, name, precision)
+                try:
+                    path = engine_file(args, name, precision)
+                    row = {'built': engine.built, 'seconds': round(time.monotonic() - started, 1),
+                           'engine_mib': round(os.path.getsize(path) / 2**20, 2),
+                           'inputs': [t.describe() for t in engine.inputs],
+                           'outputs': [t.describe() for t in engine.outputs]}
+                finally:
+                    engine.close()
+                results.put('build', key, row)
+                print(f'build {key}: {row}', flush=True)
+            guarded(results, 'build', key)(one)
+
+
+def engine_file(args, name, precision):
+    """Return the cached engine path of one model and precision (GPU build)."""
+    from dali_trt_ros.engines.engine_cache import default_engine_path
+    description = model_description(args, name)
+    return default_engine_path(os.path.join(args.work, 'engines'), str(description.onnx_path),
+                               precision, None)
+
+
+def environment(results):
+    """Record versions and device facts once."""
+    if results.data.get('environment'):
+        return
+    import tensorrt as trt
+    from dali_trt_ros.engines.cuda_runtime import cuda_runtime
+    from dali_trt_ros.engines.tensorrt_engine import tensorrt_logger
+    cuda = cuda_runtime()
+    name, capability = cuda.device_properties(0)
+    runtime = trt.Runtime(tensorrt_logger(trt))
+    facts = {'python': sys.version.split()[0], 'tensorrt': trt.__version__,
+             'gpu': name, 'compute_capability': '.'.join(map(str, capability)),
+             'cuda_runtime': cuda.runtime_version(), 'libcudart': cuda.path,
+             'dla_cores (runtime.num_DLA_cores)': int(getattr(runtime, 'num_DLA_cores', 0)),
+             'numpy': np.__version__}
+    if hasattr(trt, 'nvinfer_lib_version'):
+        facts['libnvinfer'] = trt.nvinfer_lib_version()
+    for module in ('nvidia.dali', 'onnxruntime', 'cv2'):
+        try:
+            facts[module] = __import__(module, fromlist=['__version__']).__version__
+        except ImportError as error:
+            facts[module] = f'not importable: {error}'
+    for key, value in facts.items():
+        results.put('environment', key, value)
+
+
+# ------------------------------------------------------------------------------------- check
+def photo_bytes(args, group='golden'):
+    """Return {name: JPEG bytes} of the photos written by the photos step."""
+    folder = os.path.join(args.data, 'photos', group)
+    photos = {}
+    for file_name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, file_name), 'rb') as stream:
+            photos[os.path.splitext(file_name)[0]] = stream.read()
+    return photos
+
+
+def compare_outputs(expected, actual, precision):
+    """Return per-output differences and agreement metrics of TensorRT vs ONNX Runtime."""
+    rows, ok = {}, True
+    for name, reference in expected.items():
+        value = np.asarray(actual[name], np.float64)
+        reference = np.asarray(reference, np.float64)
+        scale = max(float(np.abs(reference).max()), 1e-12)
+        diff = float(np.abs(value - reference).max())
+        row = {'max_abs': diff, 'max_ref': scale, 'relative': diff / scale}
+        if reference.ndim >= 3 and reference.shape[-1] > 4:  # SSD class logits (N, A, C)
+            row['argmax_agreement'] = float(np.mean(value.argmax(-1) == reference.argmax(-1)))
+        elif reference.ndim == 4 and reference.shape[1] > 1:  # segmentation logits (N, C, H, W)
+            row['argmax_agreement'] = float(np.mean(value.argmax(1) == reference.argmax(1)))
+        elif reference.ndim == 4:  # one probability channel
+            row['argmax_agreement'] = float(np.mean((value > 0.5) == (reference > 0.5)))
+        tolerance = RELATIVE_TOLERANCE[precision]
+        if tolerance is not None:
+            row['ok'] = row['relative'] <= tolerance
+            ok &= row['ok']
+        rows[name] = row
+    return rows, ok
+
+
+def check_engine(args, results, name, precision, photos):
+    """Second start from the cache, zero-copy run on DALI GPU output, compare with ORT CPU."""
+    from dali_trt_ros.engines import device_buffer_from_dali, load_engine
+    from dali_trt_ros.preprocess import EncodedFrame
+    from dali_trt_ros.preprocess.factory import create_preprocessor
+    from dali_trt_ros.preprocess.spec import PreprocessSpec
+    description = model_description(args, name)
+    engine = load_trt(args, name, precision)
+    reference = load_engine({'model': str(description.onnx_path), 'providers': ['cpu']})
+    spec = PreprocessSpec.from_dict({'inputs': [dict(description.input)]})
+    preprocessor = create_preprocessor(spec, device='gpu', device_id=0)
+    input_name = description.input['name']
+    row = {'from_cache': not engine.built, 'load_s': round(engine.load_seconds, 3),
+           'preprocess': preprocessor.backend, 'photos': {}}
+    ok = not engine.built
+    agreement = []
+    try:
+        for photo, data in photos.items():
+            pre = preprocessor.run([EncodedFrame(data)])
+            device = device_buffer_from_dali(pre.device_tensors[input_name])
+            host = np.array(pre.tensors[input_name])
+            actual = engine.run({input_name: device})  # DALI's GPU memory bound by address
+            expected = reference.run({input_name: host})
+            compared, same = compare_outputs(expected, actual, precision)
+            row['photos'][photo] = compared
+            ok &= same
+            agreement += [v['argmax_agreement'] for v in compared.values()
+                          if 'argmax_agreement' in v]
+        times = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            engine.run({input_name: device})
+            times.append((time.perf_counter() - started) * 1e3)
+        row['run_ms_median'] = round(statistics.median(times), 3)
+        row['run_ms_p90'] = round(float(np.percentile(times, 90)), 3)
+        row['worst_relative'] = max(v['relative'] for p in row['photos'].values()
+                                    for v in p.values())
+        row['agreement'] = round(min(agreement), 4) if agreement else None
+        row['ok'] = bool(ok)
+    finally:
+        engine.close()
+        reference.close()
+    results.put('engines', f'{name}.{precision}', row)
+    print(f'check {name}.{precision}: ok={row["ok"]} load {row["load_s"]} s, run '
+          f'{row["run_ms_median"]} ms, worst rel {row["worst_relative"]:.3g}', flush=True)
+
+
+def chain_results(pipeline, photos):
+    """Process each photo alone; return {photo: FrameResult}."""
+    from dali_trt_ros.preprocess import EncodedFrame
+    return {photo: pipeline.process([EncodedFrame(data)])[0] for photo, data in photos.items()}
+
+
+def box_iou(first, second):
+    """Return the IoU of two x1, y1, x2, y2 boxes."""
+    x1, y1 = max(first[0], second[0]), max(first[1], second[1])
+    x2, y2 = min(first[2], second[2]), min(first[3], second[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = ((first[2] - first[0]) * (first[3] - first[1])
+             + (second[2] - second[0]) * (second[3] - second[1]) - inter)
+    return inter / union if union > 0 else 0.0
+
+
+def compare_chains(reference, candidate, precision, top=3):
+    """Rows comparing two chains' results per photo and model (top detections, mask agreement)."""
+    rows = []
+    for photo, expected in reference.items():
+        actual = candidate[photo]
+        for model, detections in expected.detections.items():
+            got = actual.detections.get(model)
+            for k in range(min(top, len(detections.scores))):
+                label, box = detections.labels[k], detections.boxes[k]
+                matches = [(box_iou(box, got.boxes[j]), float(got.scores[j]))
+                           for j in range(len(got.scores)) if got.labels[j] == label] \
+                    if got is not None else []
+                iou, score = max(matches) if matches else (0.0, None)
+                rows.append({'photo': photo, 'model': model, 'rank': k,
+                             'reference': f'{label} {float(detections.scores[k]):.3f}',
+                             'tensorrt': f'{label} {score:.3f}' if score is not None else 'none',
+                             'agreement': round(iou, 4), 'ok': iou >= DETECTION_IOU})
+        for model, segmentation in expected.segmentations.items():
+            got = actual.segmentations.get(model)
+            same = float(np.mean(got.label_map == segmentation.label_map)) if got else 0.0
+            rows.append({'photo': photo, 'model': model,
+                         'reference': _fractions(segmentation), 'tensorrt': _fractions(got),
+                         'agreement': round(same, 4), 'ok': same >= MASK_AGREEMENT[precision]})
+    return rows
+
+
+def _fractions(segmentation):
+    if segmentation is None:
+        return 'none'
+    top = sorted(segmentation.class_fractions.items(), key=lambda item: -item[1])[:2]
+    return ', '.join(f'{label} {share:.3f}' for label, share in top)
+
+
+def reference_chain(args, photos):
+    """Return the ONNX Runtime CPU chain's results on the photos.
+
+    Preprocessing is DALI on the GPU as in the TensorRT chain (host copies for ONNX Runtime),
+    so the comparison isolates the engine.
+    """
+    from dali_trt_ros.perception import PerceptionPipeline
+    pipeline = PerceptionPipeline.from_models(list(args.models), backend='onnxruntime',
+                                              providers=('cpu',), device=args.reference_device,
+                                              postprocess='host', cache_dir=_cache_dir(args))
+    try:
+        return chain_results(pipeline, photos)
+    finally:
+        pipeline.close()
+
+
+def tensorrt_chain(args, precision, photos):
+    """Return the TensorRT chain's results on the photos (DALI on the GPU, zero copy)."""
+    from dali_trt_ros.perception import PerceptionPipeline
+    overrides = {name: engine_overrides(args, model_description(args, name), precision)
+                 for name in args.models}
+    pipeline = PerceptionPipeline.from_models(list(args.models), backend='tensorrt',
+                                              device='gpu', postprocess='host',
+                                              engine_overrides=overrides,
+                                              cache_dir=_cache_dir(args))
+    try:
+        return chain_results(pipeline, photos)
+    finally:
+        pipeline.close()
+
+
+def check_rekey(args, results):
+    """Check that a changed key (workspace) rebuilds and the original key still loads cached."""
+    name = 'selfie_segmentation' if 'selfie_segmentation' in args.models else args.models[0]
+    changed = load_trt(args, name, 'fp32', workspace_mib=args.workspace_mib + 1)
+    row = {'model': name, 'changed': 'workspace_mib', 'rebuilt': changed.built,
+           'seconds': round(changed.load_seconds, 2)}
+    changed.close()
+    again = load_trt(args, name, 'fp32')
+    row['original_key_from_cache'] = not again.built
+    again.close()
+    row['ok'] = row['rebuilt'] and row['original_key_from_cache']
+    for key, value in row.items():
+        results.put('rekey', key, value)
+
+
+def check_dla(args, results):
+    """Record what dla_core does here: gpu_fallback -> GPU engine + warning, else an error."""
+    from dali_trt_ros.errors import ConfigError
+    name = 'selfie_segmentation' if 'selfie_segmentation' in args.models else args.models[0]
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger('dali_trt_ros').addHandler(handler)
+    try:
+        engine = load_trt(args, name, 'fp16', dla_core=0, gpu_fallback=True)
+        results.put('dla', 'with gpu_fallback: true',
+                    f'loaded ({"built" if engine.built else "the GPU fp16 engine from the cache"}'
+                    f'); warnings: {[r.getMessage() for r in records if r.levelno >= 30]}')
+        engine.close()
+        try:
+            load_trt(args, name, 'fp16', dla_core=0, gpu_fallback=False).close()
+            results.put('dla', 'with gpu_fallback: false', 'UNEXPECTED: loaded')
+        except ConfigError as error:
+            results.put('dla', 'with gpu_fallback: false', f'ConfigError: {error}')
+    finally:
+        logging.getLogger('dali_trt_ros').removeHandler(handler)
+
+
+def check(args, results):
+    """Run every check of the check step; each records its own failure."""
+    environment(results)
+    photos = photo_bytes(args)
+    for name in args.models:
+        for precision in args.precisions:
+            guarded(results, 'engines', f'{name}.{precision}')(
+                check_engine, args, results, name, precision, photos)
+    reference = guarded(results, 'chain', 'onnxruntime-cpu')(reference_chain, args, photos)
+    for precision in args.precisions:
+        def one(precision=precision):
+            rows = compare_chains(reference, tensorrt_chain(args, precision, photos), precision)
+            results.put('chain', precision, rows)
+            print(f'chain {precision}: {sum(r["ok"] for r in rows)} of {len(rows)} agree',
+                  flush=True)
+        if reference is not None:
+            guarded(results, 'chain', precision)(one)
+    if not args.skip_rekey:
+        guarded(results, 'rekey', 'error')(check_rekey, args, results)
+    guarded(results, 'dla', 'error')(check_dla, args, results)
+
+
+# -------------------------------------------------------------------------------------- main
+def _parser():
+    parser = argparse.ArgumentParser(prog='verify_tensorrt', description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('step', choices=['photos', 'build', 'check'])
+    parser.add_argument('--out', required=True, help='results folder ($OUT on the GPU machine)')
+    parser.add_argument('--data', default='.', help='folder with photos/ (from the photos '
+                        'step) and cache/models/*.onnx')
+    parser.add_argument('--work', default='/tmp/trt-check', help='engine and calibration '
+                        'caches, kept between calls')
+    parser.add_argument('--models', default=','.join(MODELS))
+    parser.add_argument('--precisions', default=','.join(PRECISIONS))
+    parser.add_argument('--opt-level', type=int, default=None, choices=range(0, 6),
+                        help='builder_optimization_level (8.6+); lower builds faster')
+    parser.add_argument('--tactic-sources', default=BUNDLE_TACTIC_SOURCES,
+                        help='trt.TacticSource names; "" for TensorRT\'s default (the staged '
+                        'bundle has stub cuBLAS/cuDNN, hence the default here)')
+    parser.add_argument('--workspace-mib', type=int, default=2048)
+    parser.add_argument('--calibration-batches', type=int, default=16)
+    parser.add_argument('--runs', type=int, default=100, help='timed runs per engine')
+    parser.add_argument('--skip-rekey', action='store_true')
+    parser.add_argument('--reference-device', default='gpu', choices=['gpu', 'cpu'],
+                        help='preprocessing of the ONNX Runtime CPU reference chain (gpu: the '
+                        'same DALI GPU tensors the TensorRT chain gets)')
+    parser.add_argument('-v', '--verbose', action='store_true')
+    return parser
+
+
+def main(argv=None):
+    """Run one step; return 0 when every check of it passed."""
+    args = _parser().parse_args(argv)
+    args.models = [m for m in args.models.split(',') if m]
+    args.precisions = [p for p in args.precisions.split(',') if p]
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    if args.step == 'photos':
+        write_photos(args.out)
+        return 0
+    results = Results(args.out)
+    started = time.monotonic()
+    if args.step == 'build':
+        build(args, results)
+    else:
+        check(args, results)
+    results.put('timing', args.step, round(time.monotonic() - started, 1))
+    failed = [f'{section}/{key}' for section, items in results.data.items()
+              if isinstance(items, dict) for key, row in items.items()
+              if any(isinstance(item, dict) and (item.get('error') or item.get('ok') is False)
+                     for item in (row if isinstance(row, list) else [row]))]
+    print(markdown(results.data))
+    print('FAILED: ' + ', '.join(failed) if failed else 'all checks passed')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

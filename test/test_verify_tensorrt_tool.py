@@ -1,0 +1,72 @@
+"""The GPU-machine scripts, run here as far as they can: --help, photos, the build step.
+
+The build step runs with the fake TensorRT (test/fake_tensorrt.py) on the real selfie model and
+real photos, so the device session does not fail on a typo in engine settings, calibration
+mapping or result writing. The zero-copy check needs DALI on a GPU: GPU machine only.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dali_trt_ros.engines import tensorrt_engine
+from fake_tensorrt import FakeCuda, make_tensorrt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize('tool', ['verify_tensorrt', 'bench_chain'])
+def test_help(tool):
+    done = subprocess.run([sys.executable, '-m', f'dali_trt_ros.tools.{tool}', '--help'],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert 'trt' in done.stdout.lower()
+
+
+@pytest.fixture(scope='module')
+def data_folder(tmp_path_factory):
+    from dali_trt_ros.tools.verify_tensorrt import main
+    folder = tmp_path_factory.mktemp('data')
+    assert main(['photos', '--out', str(folder)]) == 0
+    return folder
+
+
+def test_photos_are_real_jpegs(data_folder):
+    golden = sorted(os.listdir(data_folder / 'photos' / 'golden'))
+    assert golden == ['astronaut.jpg', 'chelsea.jpg', 'coffee.jpg']
+    calibration = os.listdir(data_folder / 'photos' / 'calibration')
+    assert len(calibration) >= 16 and not set(calibration) & set(golden)
+    assert (data_folder / 'photos' / 'frame_1080p.jpg').read_bytes()[:2] == b'\xff\xd8'
+
+
+def test_build_step_with_fake_tensorrt(data_folder, tmp_path, monkeypatch):
+    from dali_trt_ros.engines import cuda_runtime as cuda_module
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.tools.verify_tensorrt import main
+    if not load_model_description('selfie_segmentation').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    cuda = FakeCuda()
+    trt = make_tensorrt('8.6.1', cuda=cuda, verbose_messages=0)
+    monkeypatch.setitem(sys.modules, 'tensorrt', trt)
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
+    monkeypatch.setattr(cuda_module, 'cuda_runtime', lambda: cuda)
+    monkeypatch.setattr(tensorrt_engine, '_logger', None)
+    out, work = tmp_path / 'out', tmp_path / 'work'
+    argv = ['build', '--data', str(data_folder), '--work', str(work), '--out', str(out),
+            '--models', 'selfie_segmentation', '--precisions', 'fp32,int8', '--opt-level', '0']
+    assert main(argv) == 0
+    results = json.loads((out / 'verify_tensorrt.json').read_text())
+    rows = results['build']
+    assert rows['selfie_segmentation.fp32']['built'] and rows['selfie_segmentation.int8']['built']
+    assert results['environment']['gpu'] == 'Fake GPU'
+    # 16 calibration batches of the opt shape (1, 3, 256, 256) from the real photos.
+    assert trt.state.calibration_rows == [1] * 16
+    assert (work / 'calibration' / 'selfie_segmentation.cache').is_file()
+    assert '| selfie_segmentation.int8 | True |' in (out / 'verify_tensorrt.md').read_text()
+    assert main(argv) == 0  # a second start: every engine from the cache
+    rows = json.loads((out / 'verify_tensorrt.json').read_text())['build']
+    assert not rows['selfie_segmentation.fp32']['built']
+    assert not rows['selfie_segmentation.int8']['built']
