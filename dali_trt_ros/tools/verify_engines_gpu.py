@@ -11,8 +11,8 @@ random data) and run through:
   ort-cuda-device    as above, outputs left on the GPU and copied back with cuda_runtime
 
 Outputs must match the reference within ``atol + rtol * max|reference|``; the table shows the
-largest difference and the median time per run. The CUDA runtime bindings (cuda-python, CuPy,
-ctypes libcudart) that TensorRT buffers use are also exercised (copy round trip, stream wait).
+largest difference and the median time per run. The CUDA runtime binding (libcudart through
+ctypes) that TensorRT buffers use is also exercised (copy round trip, stream wait).
 
     python -m dali_trt_ros.tools.verify_engines_gpu [model.onnx ...] [--cache-dir DIR] [--runs 50]
 """
