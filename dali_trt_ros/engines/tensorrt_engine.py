@@ -376,7 +376,7 @@ def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
         config.clear_flag(trt.BuilderFlag.TF32)
     if plan.precision in ('fp16', 'int8'):
         config.set_flag(trt.BuilderFlag.FP16)
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, 'platform_has_fast_fp16', True):  # deprecated in 10.x
             notes.append('this GPU has no fast fp16: expect little speed-up')
     profile = builder.create_optimization_profile()
     for name, (low, best, high) in plan.profiles.items():
