@@ -11,6 +11,7 @@ import pytest
 from dali_trt_ros.decoders import SegmentationDecoder, SsdDecoder
 from dali_trt_ros.models.cache import default_cache_dir
 from dali_trt_ros.preprocess.geometry import FrameGeometry
+from golden_photos import DETECTOR_PHOTOS, detection, SAME_PATH_TOLERANCES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ort = pytest.importorskip('onnxruntime')
@@ -44,21 +45,18 @@ def model_input(image, geometry, mean, std):
     return normalized.transpose(2, 0, 1)[None].astype(np.float32)
 
 
-@pytest.mark.parametrize('photo, label, score, box', [
-    ('astronaut', 'Person', 0.583, [15.8, 14.6, 363.7, 509.7]),
-    ('chelsea', 'Cat', 0.851, [2.9, 0.6, 423.3, 299.6]),
-    ('coffee', 'Coffee cup', 0.555, [173.2, 22.1, 420.3, 324.2]),
-])
-def test_ssd_on_photos(photo, label, score, box):
+@pytest.mark.parametrize('photo', DETECTOR_PHOTOS)
+def test_ssd_on_photos(photo):
     config, session, decoder = model_and_decoder('ssd_mobilenetv2_oidv4', SsdDecoder)
     image = getattr(skimage_data, photo)()
     geometry = FrameGeometry.stretch(image.shape[1], image.shape[0], 300, 300)
     outputs = run(session, model_input(image, geometry, [127.5] * 3, [127.5] * 3))
     [detections] = decoder.decode(outputs, [geometry])
-    assert detections.labels[0] == label
-    assert detections.scores[0] == pytest.approx(score, abs=0.01)
-    # Values seen with the CPU build here; a few pixels of slack for other builds.
-    np.testing.assert_allclose(detections.boxes[0], box, atol=4.0)
+    expected, tolerance = detection(photo), SAME_PATH_TOLERANCES
+    assert detections.labels[0] == expected['label']
+    assert detections.scores[0] == pytest.approx(expected['score'], abs=tolerance['score'])
+    # The recording path itself: a few pixels of slack for other ONNX Runtime builds.
+    np.testing.assert_allclose(detections.boxes[0], expected['box'], atol=tolerance['box_px'])
 
 
 def test_selfie_segmentation_letterbox_agrees_with_stretch():

@@ -17,9 +17,9 @@ from dali_trt_ros.perception import PerceptionPipeline
 from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec,
                                      OpenCVPreprocessor, PreprocessSpec)
 from dali_trt_ros.preprocess.inputs import decode_rgb, prepare_frame
+from golden_photos import detection, SELFIE, SSD
 
 ROTATE_90 = 6  # EXIF Orientation value: the viewer should rotate 90 degrees clockwise
-SSD, SELFIE = 'ssd_mobilenetv2_oidv4', 'selfie_segmentation'
 
 
 def _jpeg(rgb, orientation=None):
@@ -69,7 +69,7 @@ def test_boxes_and_masks_of_a_tagged_frame_align_with_the_stored_pixels(cat, cpu
     finally:
         chain.close()
     assert tagged.error is None and plain.error is None
-    assert tagged.detections[SSD].labels[0] == 'Cat'
+    assert tagged.detections[SSD].labels[0] == detection('chelsea')['label']
     np.testing.assert_array_equal(tagged.detections[SSD].boxes, plain.detections[SSD].boxes)
     assert tagged.segmentations[SELFIE].label_map.shape == (300, 451)
     np.testing.assert_array_equal(tagged.segmentations[SELFIE].label_map,

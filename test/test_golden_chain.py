@@ -5,9 +5,6 @@ through both CPU preprocessing paths (the OpenCV one chosen here by measurement,
 pipeline), ONNX Runtime, and the decoders. Expectations live in test/golden/photos.json.
 """
 
-import json
-import pathlib
-
 import cv2
 import numpy as np
 import pytest
@@ -17,10 +14,9 @@ from dali_trt_ros.errors import ConfigError
 from dali_trt_ros.perception import PerceptionPipeline
 from dali_trt_ros.preprocess import EncodedFrame, RawFrame
 
-GOLDEN = json.loads((pathlib.Path(__file__).parent / 'golden' / 'photos.json').read_text())
-SSD, SELFIE, DEEPLAB = ('ssd_mobilenetv2_oidv4', 'selfie_segmentation',
-                        'deeplabv3_mobilenetv2_untrained')
-PHOTOS = sorted(GOLDEN[SSD])
+from golden_photos import DETECTOR_PHOTOS as PHOTOS, GOLDEN, SELFIE, SSD
+
+DEEPLAB = 'deeplabv3_mobilenetv2_untrained'
 
 
 def frames_for(photo):

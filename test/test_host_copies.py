@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dali_trt_ros.preprocess.result import HostCopies
+from golden_photos import detection, SSD
 
 
 def test_copies_are_made_once_and_only_when_read():
@@ -55,7 +56,7 @@ def test_gpu_chain_leaves_preprocessed_tensors_on_the_device():
         run = chain.preprocessor.run
         chain.preprocessor.run = lambda frames: results.append(run(frames)) or results[-1]
         [frame] = chain.process([EncodedFrame(jpeg, 'jpeg')])
-        assert frame.detections['ssd_mobilenetv2_oidv4'].labels[0] == 'Person'
+        assert frame.detections[SSD].labels[0] == detection('astronaut')['label']
         assert results[0].device_tensors is not None
         assert results[0].tensors.copied == []
     finally:

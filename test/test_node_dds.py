@@ -10,6 +10,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from vision_msgs.msg import Detection2DArray  # noqa: E402
 
+from golden_photos import (box_center_and_size, detection, person_fraction_band,  # noqa: E402
+                           TOLERANCES)
 from ros_helpers import spin_until, start_node, stop_node  # noqa: E402
 
 DISCOVERY_TIMEOUT = 30.0  # >= 5 s: first discovery on a loaded 2-core CI machine can be slow
@@ -195,16 +197,20 @@ def test_models_over_dds_with_masks_overlay_and_runtime_threshold(tester):
         out = h.send_and_wait(msg)
         assert out.header.frame_id == 'cam_front' and out.header.stamp.sec == 11
         det = out.detections[0]
-        assert labels_by_id(tester, proc)[det.results[0].hypothesis.class_id] == 'Person'
+        golden = detection('astronaut')
+        assert labels_by_id(tester, proc)[det.results[0].hypothesis.class_id] == golden['label']
         assert det.header.stamp.sec == 11
-        # Center and size of the golden astronaut box (15.8, 14.6, 363.7, 509.7), in pixels.
-        assert abs(det.bbox.center.position.x - 189.7) < 10 and abs(det.bbox.size_y - 495) < 15
+        center_x, _, _, height = box_center_and_size('astronaut')
+        tolerance = TOLERANCES['box_px']
+        assert abs(det.bbox.center.position.x - center_x) < tolerance
+        assert abs(det.bbox.size_y - height) < 1.5 * tolerance  # two edges' errors add up
         assert spin_until(tester, lambda: masks and overlays, REPLY_TIMEOUT, proc)
         mask = masks[-1]
         assert (mask.width, mask.height, mask.encoding) == (512, 512, 'mono8')
         assert mask.header.stamp.sec == 11 and mask.header.frame_id == 'cam_front'
         person = np.frombuffer(mask.data, np.uint8).mean()
-        assert 0.52 <= person <= 0.57  # class 1 = person, as in test/golden/photos.json
+        low, high = person_fraction_band('astronaut')
+        assert low <= person <= high  # class 1 = person
         assert overlays[-1].encoding == 'rgb8' and overlays[-1].header.stamp.sec == 11
 
         # Raise the score threshold at run time: the same frame now yields no detections.

@@ -9,8 +9,7 @@ from dali_trt_ros.perception import PerceptionPipeline
 from dali_trt_ros.preprocess import EncodedFrame, RawFrame
 
 import fault_models
-
-SSD = 'ssd_mobilenetv2_oidv4'
+from golden_photos import detection, SSD
 
 
 @pytest.fixture(scope='module')
@@ -31,7 +30,7 @@ def test_a_model_raising_does_not_take_the_other_down(pipeline):
         assert results[1].error is not None and not results[1].model_errors
         for result in (results[0], results[2]):
             assert result.error is None
-            assert result.detections[SSD].labels[0] == 'Person'
+            assert result.detections[SSD].labels[0] == detection('astronaut')['label']
             assert result.segmentations == {}
             error = result.model_errors['broken_segmenter']
             assert isinstance(error, InferenceError) and error.reason == 'inference_failed'
