@@ -1,4 +1,4 @@
-"""bench_node: perception_node vs a baseline rclpy node, measured over DDS between processes.
+r"""bench_node: perception_node vs a baseline rclpy node, measured over DDS between processes.
 
     publisher process --image_raw(/compressed)--> node process --detections--> this process
 
@@ -352,7 +352,7 @@ def environment_facts(args):
 
 
 def markdown(results, facts):
-    """A table per node pair: ours vs baseline, and the ratio of sustained max rates."""
+    """Return the results table and the ratio of maximum sustained rates, ours / baseline."""
     lines = ['| node | size | input | cameras | rate | p50 ms | p99 ms | output Hz | drops | '
              'node CPU % | GPU MiB |', '|---|---|---|---|---|---|---|---|---|---|---|']
 

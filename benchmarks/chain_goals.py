@@ -92,7 +92,7 @@ def time_case(setup, models, batch, jpeg, runs):
 
 
 def goal_lines(rows):
-    """The issue's goal checks against the measured rows (gpu-devpost set-ups)."""
+    """Return the issue's goal checks against the measured rows (gpu-devpost set-ups)."""
     lines = []
     for set_name, goal in GOALS_MS.items():
         for setup in ('gpu-devpost', 'gpu-devpost-fp16'):

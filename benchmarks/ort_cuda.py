@@ -22,16 +22,18 @@ import time
 
 import numpy as np
 
+from cudart import cudart
+
 MODELS = ('ssd_mobilenetv2_oidv4', 'selfie_segmentation', 'deeplabv3_mobilenetv2_untrained')
 FRAME = (1920, 1080)
+DEVICE = {'type': 'cuda'}  # --device cpu: a smoke check of the logic on machines without CUDA
 
 
 class Events:
     """Timing CUDA events through libcudart (ctypes), for intervals on engine streams."""
 
     def __init__(self):
-        from dali_trt_ros.engines.cuda_runtime import _find_libcudart
-        self.lib = _find_libcudart()
+        self.lib = cudart()
 
     def create(self):
         """Return a new timing event handle."""
@@ -79,8 +81,12 @@ def feeds_for(session, description, variant_path):
 
 
 def new_session(path, graph=False):
-    """A CUDA session (TF32 off, as the package's engines)."""
+    """Return a CUDA session (TF32 off, as the package's engines)."""
     import onnxruntime as ort
+    if DEVICE['type'] == 'cpu':
+        if graph:
+            raise RuntimeError('CUDA graphs need the CUDA provider')
+        return ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     options = {'device_id': '0', 'use_tf32': '0'}
     if graph:
         options['enable_cuda_graph'] = '1'
@@ -120,12 +126,13 @@ def bench_variant(description, postprocess, precision, runs):
            'output_bytes': int(sum(r.nbytes for r in reference))}
     row['host_ms'] = median_ms(lambda: session.run(names, feeds), runs)
 
-    device_inputs = {k: ort.OrtValue.ortvalue_from_numpy(v, 'cuda', 0) for k, v in feeds.items()}
+    device = DEVICE['type']
+    device_inputs = {k: ort.OrtValue.ortvalue_from_numpy(v, device, 0) for k, v in feeds.items()}
     binding = session.io_binding()
     for name, value in device_inputs.items():
         binding.bind_ortvalue_input(name, value)
     for name in names:
-        binding.bind_output(name, 'cuda', 0)
+        binding.bind_output(name, DEVICE['type'], 0)
 
     def bound():
         session.run_with_iobinding(binding)
@@ -138,7 +145,7 @@ def bench_variant(description, postprocess, precision, runs):
         graph_binding = graph_session.io_binding()
         for name, value in device_inputs.items():
             graph_binding.bind_ortvalue_input(name, value)
-        outputs = [ort.OrtValue.ortvalue_from_shape_and_type(r.shape, r.dtype, 'cuda', 0)
+        outputs = [ort.OrtValue.ortvalue_from_shape_and_type(r.shape, r.dtype.type, device, 0)
                    for r in reference]
         for name, value in zip(names, outputs):
             graph_binding.bind_ortvalue_output(name, value)
@@ -227,7 +234,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--runs', type=int, default=100)
     parser.add_argument('--out')
+    parser.add_argument('--device', default='cuda', choices=('cuda', 'cpu'),
+                        help='cpu: check the logic where there is no GPU (part 1 only)')
     args = parser.parse_args(argv)
+    DEVICE['type'] = args.device
     from dali_trt_ros.models import load_model_description
     out = pathlib.Path(args.out) if args.out else None
     if out:
@@ -249,7 +259,7 @@ def main(argv=None):
                 except Exception as error:  # noqa: BLE001 - keep the other measurements
                     save({'model': name, 'postprocess': postprocess, 'precision': precision,
                           'error': str(error)[:500]}, 'variants')
-    for models in (MODELS[:2], MODELS):
+    for models in (MODELS[:2], MODELS) if args.device == 'cuda' else ():
         for precision in ('fp32', 'fp16'):
             for concurrent in (True, False):
                 try:
