@@ -8,6 +8,7 @@ box center/size in original-image pixels, ``class_id`` = label, score), so an ou
 import numpy as np
 
 from dali_trt_ros.bags.typestore import COMPRESSED_IMAGE, DETECTIONS, IMAGE, typestore
+from dali_trt_ros.nodes.ros_io import MAX_CHILD_FRAME_ID  # module without ROS imports
 from dali_trt_ros.preprocess.inputs import EncodedFrame, RawFrame
 
 MONO8 = 'mono8'
@@ -46,7 +47,10 @@ def compressed_image(head, encoded, codec='jpeg'):
 
 
 def detections(head, result):
-    """vision_msgs/Detection2DArray of a Detections result (None: an empty array), as the node."""
+    """vision_msgs/Detection2DArray of a Detections result (None: an empty array), as the node.
+
+    ``class_id`` is the decimal class index (the key of the model's LabelInfo class_map).
+    """
     types = _types()
     pose2d, point2d = types['vision_msgs/msg/Pose2D'], types['vision_msgs/msg/Point2D']
     bbox_type, detection_type = types['vision_msgs/msg/BoundingBox2D'], \
@@ -57,19 +61,20 @@ def detections(head, result):
     pose, point, quat = (types['geometry_msgs/msg/Pose'], types['geometry_msgs/msg/Point'],
                          types['geometry_msgs/msg/Quaternion'])
     items = []
-    rows = [] if result is None else zip(result.boxes, result.scores, result.class_ids,
-                                         result.labels)
-    for (x1, y1, x2, y2), score, class_id, label in rows:
+    rows = [] if result is None else zip(result.boxes, result.scores, result.class_ids)
+    # As the node: each Detection2D carries the stamp, and the frame_id unless it is absurd.
+    child = header(stamp_ns(head), head.frame_id if len(head.frame_id) <= MAX_CHILD_FRAME_ID
+                   else '')
+    for (x1, y1, x2, y2), score, class_id in rows:
         center = pose2d(position=point2d(x=float(x1 + x2) / 2.0, y=float(y1 + y2) / 2.0),
                         theta=0.0)
         hypothesis = with_pose(
-            hypothesis=hypothesis_type(class_id=str(label) if label else str(int(class_id)),
-                                       score=float(score)),
+            hypothesis=hypothesis_type(class_id=str(int(class_id)), score=float(score)),
             pose=pose_cov(pose=pose(position=point(x=0.0, y=0.0, z=0.0),
                                     orientation=quat(x=0.0, y=0.0, z=0.0, w=1.0)),
                           covariance=np.zeros(36, np.float64)))
         items.append(detection_type(
-            header=head, results=[hypothesis], id='',
+            header=child, results=[hypothesis], id='',
             bbox=bbox_type(center=center, size_x=float(x2 - x1), size_y=float(y2 - y1))))
     return types[DETECTIONS](header=head, detections=items)
 
