@@ -70,3 +70,23 @@ def test_build_step_with_fake_tensorrt(data_folder, tmp_path, monkeypatch):
     rows = json.loads((out / 'verify_tensorrt.json').read_text())['build']
     assert not rows['selfie_segmentation.fp32']['built']
     assert not rows['selfie_segmentation.int8']['built']
+
+
+def test_build_step_stops_starting_builds_after_its_time_budget(
+        data_folder, tmp_path, monkeypatch):
+    from dali_trt_ros.engines import cuda_runtime as cuda_module
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.tools.verify_tensorrt import main
+    if not load_model_description('selfie_segmentation').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    cuda = FakeCuda()
+    monkeypatch.setitem(sys.modules, 'tensorrt', make_tensorrt('8.6.1', cuda=cuda))
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
+    monkeypatch.setattr(cuda_module, 'cuda_runtime', lambda: cuda)
+    monkeypatch.setattr(tensorrt_engine, '_logger', None)
+    argv = ['build', '--data', str(data_folder), '--work', str(tmp_path / 'work'), '--out',
+            str(tmp_path / 'out'), '--models', 'selfie_segmentation', '--precisions', 'fp32']
+    assert main(argv + ['--max-seconds', '0']) == 1
+    row = json.loads((tmp_path / 'out' / 'verify_tensorrt.json').read_text())['build']
+    assert 'run the same command again' in row['selfie_segmentation.fp32']['error']
+    assert main(argv) == 0

@@ -201,11 +201,21 @@ def load_trt(args, name, precision, **changes):
 
 # ------------------------------------------------------------------------------------- build
 def build(args, results):
-    """Build (or find in the cache) every requested engine; record times and sizes."""
+    """Build (or find in the cache) every requested engine; record times and sizes.
+
+    No new build starts after ``--max-seconds``: the call ends in time, and running the same
+    command again continues with the engines not yet in the cache.
+    """
     environment(results)
+    started = time.monotonic()
     for name in args.models:
         for precision in args.precisions:
             key = f'{name}.{precision}'
+            if time.monotonic() - started > args.max_seconds and not os.path.isfile(
+                    engine_file(args, name, precision)):
+                results.put('build', key, {'built': False, 'ok': False, 'error': 'not started: '
+                                           '--max-seconds reached; run the same command again'})
+                continue
 
             def one():
                 started = time.monotonic()
@@ -499,6 +509,8 @@ def _parser():
     parser.add_argument('--workspace-mib', type=int, default=2048)
     parser.add_argument('--calibration-batches', type=int, default=16)
     parser.add_argument('--runs', type=int, default=100, help='timed runs per engine')
+    parser.add_argument('--max-seconds', type=float, default=420,
+                        help='build: start no new build after this many seconds')
     parser.add_argument('--skip-rekey', action='store_true')
     parser.add_argument('--reference-device', default='gpu', choices=['gpu', 'cpu'],
                         help='preprocessing of the ONNX Runtime CPU reference chain (gpu: the '
