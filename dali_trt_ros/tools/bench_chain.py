@@ -52,8 +52,8 @@ def pipeline_for(name, models, args=None):
             model: engine_overrides(args, model_description(args, model), precision)
             for model in models}
     if args is not None and getattr(args, 'data', None):
-        from dali_trt_ros.tools.verify_tensorrt import _cache_dir
-        options['cache_dir'] = _cache_dir(args)
+        from dali_trt_ros.tools.verify_tensorrt import model_cache_dir
+        options['cache_dir'] = model_cache_dir(args)
     return PerceptionPipeline.from_models(list(models), **options)
 
 

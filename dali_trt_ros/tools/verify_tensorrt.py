@@ -182,10 +182,11 @@ def engine_overrides(args, description, precision):
 def model_description(args, name):
     """Load a model description whose ONNX file is in ``--data``/cache/models (or the cache)."""
     from dali_trt_ros.models import load_model_description
-    return load_model_description(name, cache_dir=_cache_dir(args))
+    return load_model_description(name, cache_dir=model_cache_dir(args))
 
 
-def _cache_dir(args):
+def model_cache_dir(args):
+    """Return --data/cache/models when the data folder carries the models, else None."""
     folder = os.path.join(args.data, 'cache', 'models')
     return folder if os.path.isdir(folder) else None
 
@@ -406,7 +407,7 @@ def reference_chain(args, photos):
     from dali_trt_ros.perception import PerceptionPipeline
     pipeline = PerceptionPipeline.from_models(list(args.models), backend='onnxruntime',
                                               providers=('cpu',), device=args.reference_device,
-                                              postprocess='host', cache_dir=_cache_dir(args))
+                                              postprocess='host', cache_dir=model_cache_dir(args))
     try:
         return chain_results(pipeline, photos)
     finally:
@@ -421,7 +422,7 @@ def tensorrt_chain(args, precision, photos):
     pipeline = PerceptionPipeline.from_models(list(args.models), backend='tensorrt',
                                               device='gpu', postprocess='host',
                                               engine_overrides=overrides,
-                                              cache_dir=_cache_dir(args))
+                                              cache_dir=model_cache_dir(args))
     try:
         return chain_results(pipeline, photos)
     finally:
