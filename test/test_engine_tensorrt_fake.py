@@ -215,8 +215,9 @@ def test_dla_core_is_set_on_the_runtime_before_deserializing(fake, model, tmp_pa
         assert ('deserialize_cuda_engine', 1) in trt.state.calls
     assert trt.state.executions == [1, 1]
     record = json.loads((tmp_path / 'engines' / 'net.fp16.dla1.engine.json').read_text())
-    assert '3 of 3 layers can run on DLA' in ' '.join(record['notes']) or any(
-        'on GPU: ' in note for note in record['notes'])
+    # The builder's own answer (can_run_on_DLA) is kept: the fake's DLA has no ReduceMean.
+    assert '2 of 3 layers can run on DLA' in record['notes']
+    assert 'on GPU: ReduceMean_2 (ReduceMean)' in record['notes']
 
 
 def test_no_dla_here_falls_back_or_fails_as_configured(fake, model, tmp_path, caplog):
@@ -313,3 +314,33 @@ def test_stale_or_swapped_engine_is_not_loaded(fake, model, tmp_path):
     with load_engine(cfg) as engine:
         assert engine.built, 'a changed engine file is rebuilt, not run'
     assert oct(os.stat(tmp_path / 'engines').st_mode & 0o777) == '0o700'
+
+
+def test_cuda_failure_at_run_time_is_counted_as_a_cuda_error(fake, tmp_path, monkeypatch):
+    """Issue 8: CUDA failures were ModelErrors, so diagnostics counted them as model errors."""
+    from dali_trt_ros.errors import CudaError
+    from dali_trt_ros.perception import PerceptionPipeline
+    from dali_trt_ros.preprocess import EncodedFrame
+    from dali_trt_ros.tools.verify_tensorrt import write_photos
+    from dali_trt_ros.models import load_model_description
+    if not load_model_description('selfie_segmentation').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    _, cuda = fake()
+    pipeline = PerceptionPipeline.from_models(
+        ['selfie_segmentation'], backend='tensorrt', device='cpu', postprocess='host',
+        engine_overrides={'selfie_segmentation': {'engine_cache_dir': str(tmp_path / 'e')}})
+    try:
+        write_photos(str(tmp_path))
+        photo = (tmp_path / 'photos' / 'golden' / 'astronaut.jpg').read_bytes()
+        [good] = pipeline.process([EncodedFrame(photo)])
+        assert not good.model_errors and 'selfie_segmentation' in good.segmentations
+
+        def out_of_memory(*args):
+            raise CudaError('CUDA cudaMemcpyAsync failed: cudaErrorIllegalAddress (700)')
+        monkeypatch.setattr(cuda, 'memcpy_async', out_of_memory)
+        [bad] = pipeline.process([EncodedFrame(photo)])
+        # Counted per model under its own reason (errors.cuda_error in /diagnostics).
+        assert bad.model_errors['selfie_segmentation'].reason == 'cuda_error'
+    finally:
+        monkeypatch.undo()
+        pipeline.close()
