@@ -90,3 +90,41 @@ def test_build_step_stops_starting_builds_after_its_time_budget(
     row = json.loads((tmp_path / 'out' / 'verify_tensorrt.json').read_text())['build']
     assert 'run the same command again' in row['selfie_segmentation.fp32']['error']
     assert main(argv) == 0
+
+
+def test_check_step_with_fake_tensorrt_and_cpu_preprocessing(data_folder, tmp_path,
+                                                             monkeypatch):
+    """The whole check step (cache reload, compare, chain, rekey, DLA) with CPU preprocessing.
+
+    On the GPU machine the same step binds DALI's GPU output by pointer; here the fake engine
+    runs the ONNX model with ONNX Runtime, so every comparison must agree exactly.
+    """
+    from dali_trt_ros.engines import cuda_runtime as cuda_module
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.tools.verify_tensorrt import main
+    if not load_model_description('ssd_mobilenetv2_oidv4').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    cuda = FakeCuda()
+    monkeypatch.setitem(sys.modules, 'tensorrt', make_tensorrt('8.6.1', cuda=cuda))
+    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
+    monkeypatch.setattr(cuda_module, 'cuda_runtime', lambda: cuda)
+    monkeypatch.setattr(tensorrt_engine, '_logger', None)
+    common = ['--data', str(data_folder), '--work', str(tmp_path / 'work'), '--out',
+              str(tmp_path / 'out'), '--models', 'ssd_mobilenetv2_oidv4,selfie_segmentation',
+              '--precisions', 'fp32,int8', '--calibration-batches', '2']
+    assert main(['build', *common]) == 0
+    assert main(['check', *common, '--runs', '2', '--preprocess-device', 'cpu',
+                 '--reference-device', 'cpu']) == 0
+    results = json.loads((tmp_path / 'out' / 'verify_tensorrt.json').read_text())
+    engines = results['engines']
+    assert sorted(engines) == ['selfie_segmentation.fp32', 'selfie_segmentation.int8',
+                               'ssd_mobilenetv2_oidv4.fp32', 'ssd_mobilenetv2_oidv4.int8']
+    assert all(row['from_cache'] and row['ok'] for row in engines.values())
+    assert engines['ssd_mobilenetv2_oidv4.fp32']['worst_relative'] == 0.0
+    chain = results['chain']['fp32']
+    assert {row['photo'] for row in chain} == {'astronaut', 'chelsea', 'coffee'}
+    assert all(row['ok'] for row in chain)
+    assert results['rekey']['selfie_segmentation']['ok']
+    assert 'has no DLA cores' in results['dla']['with gpu_fallback: true']
+    assert results['dla']['with gpu_fallback: false'].startswith('ConfigError')
+    assert cuda.memory == {}, 'every engine closed'
