@@ -3,7 +3,8 @@
 # device call. ONNX Runtime GPU runs in the device's Python 3.12 (/tmp/gpu-env.sh), TensorRT in
 # the staged Python 3.11 (/tmp/trt-check-env.sh); both append to one chain.json, then the merged
 # tables are printed. Needs scripts/gpu/stage_trt_check.sh's data and the engines built by
-# `verify_tensorrt build` (same --opt-level: OPT_LEVEL, default 0).
+# `verify_tensorrt build` (same settings: OPT_LEVEL, default 0, or "default" for TensorRT's own
+# level; WORK, default /tmp/trt-check, the engine cache folder's parent).
 #     run  command="bash scripts/gpu/bench_chain_trt.sh"          (results in $OUT)
 # Passes: the SSD alone (goal: TensorRT FP16 chain p50 <= 2.5 ms), then all three models; then
 # ONNX Runtime CUDA per-model times (verify_engines_gpu) for the >= 3x model-time goal, to set
@@ -12,7 +13,8 @@ set -uo pipefail
 out=${OUT:-/tmp/trt-check/bench}
 data=/tmp/trt-check/data
 runs=${RUNS:-200}
-opt=(--opt-level "${OPT_LEVEL:-0}")
+opt=(--work "${WORK:-/tmp/trt-check}")
+[ "${OPT_LEVEL:-0}" = default ] || opt+=(--opt-level "${OPT_LEVEL:-0}")
 for models in ssd_mobilenetv2_oidv4 ssd_mobilenetv2_oidv4,selfie_segmentation,deeplabv3_mobilenetv2_untrained; do
   dir=$out/chain-$(echo "$models" | tr ',' '+' | cut -c1-60)
   common=(--models "$models" --frame "$data/photos/frame_1080p.jpg" --out "$dir" --data "$data"
