@@ -125,6 +125,7 @@ class PerceptionNode(Node):
             '(run-time adjustable).')
         self.pipeline = self._create_pipeline()
         self.model_stats = {model.name: ModelStats() for model in self._models()}
+        self._batches = {'batches': 0, 'frames': 0, 'largest_batch': 0}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._create_topics()
         self._batcher = CameraBatcher([camera.stats for camera in self.cameras],
@@ -331,6 +332,9 @@ class PerceptionNode(Node):
         if not frames:
             return
         results = self._run(frames)
+        self._batches['batches'] += 1
+        self._batches['frames'] += len(frames)
+        self._batches['largest_batch'] = max(self._batches['largest_batch'], len(frames))
         for (camera, msg, arrived, arrived_ns), frame, result in zip(items, frames, results):
             if self._stopping:
                 return
@@ -437,6 +441,11 @@ class PerceptionNode(Node):
             snap['transport'] = camera.transport
             statuses.append(self._status(f'{node}: {camera.label}', camera.label, level,
                                          message, snap))
+        statuses.append(self._status(
+            f'{node}: pipeline', 'pipeline', 'ok',
+            f'{len(self.cameras)} camera(s), {len(self._models())} model(s)',
+            {**self._batches, 'batch_timeout_ms': self.batch_timeout_s * 1e3,
+             'preprocessing': self.pipeline.preprocessor.backend if self.pipeline else 'none'}))
         for model in self._models():
             snap = self.model_stats[model.name].snapshot()
             snap.update(self._model_facts(model))
@@ -465,7 +474,7 @@ class PerceptionNode(Node):
     def _model_facts(self, model):
         """Backend, device and precision of a model's engine, as far as the engine says."""
         engine = model.engine
-        facts = {'backend': type(engine).__name__, 'batch_timeout_ms': self.batch_timeout_s * 1e3}
+        facts = {'backend': type(engine).__name__}
         providers = getattr(engine, 'providers', None)
         if providers:
             facts['device'] = ', '.join(str(p) for p in providers)
