@@ -546,18 +546,20 @@ def main(args=None):
             executor.spin_once(timeout_sec=0.1)
     except ExternalShutdownException:
         pass
-    finished = node.stop()
-    if not finished:
+    if node.stop():
+        executor.remove_node(node)
+        node.destroy_node()
+        rclpy.try_shutdown()
+    else:
         node.get_logger().warning(
             f'a frame was still being processed {STOP_WAIT_S:g} s after the stop request; '
             'exiting without waiting for it (the OS releases its memory)')
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)  # the worker thread is inside a model run that cannot be interrupted
-    executor.remove_node(node)
-    node.destroy_node()
-    rclpy.try_shutdown()
-    return 0
+    # Everything this node owns is released above (or abandoned with the frame in flight). The
+    # interpreter's own teardown (unloading ONNX Runtime, DALI, CUDA) can take a second and
+    # has aborted in C++ destructors while a worker thread still ran: skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == '__main__':
