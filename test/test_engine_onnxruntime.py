@@ -170,10 +170,13 @@ def test_check_feeds_accepts_device_buffers_by_shape_and_dtype():
     validate_bindings([], inputs, 'input', 'm')  # nothing configured: nothing to check
 
 
-def test_engine_config_reaches_the_session(static_model):
-    config = EngineConfig.from_dict({'model': static_model[0], 'cpu_threads': 1})
+@pytest.mark.parametrize('threads', [1, 3])
+def test_engine_config_reaches_the_session(static_model, threads):
+    config = EngineConfig.from_dict({'model': static_model[0], 'cpu_threads': threads})
     with load_engine(config) as engine:
         assert engine.providers == ['CPUExecutionProvider']
+        # Read back from the live session: the setting took effect, not just got parsed.
+        assert engine._session.get_session_options().intra_op_num_threads == threads
 
 
 def _cuda_provider_available():
