@@ -42,18 +42,25 @@ def test_photos_are_real_jpegs(data_folder):
     assert (data_folder / 'photos' / 'frame_1080p.jpg').read_bytes()[:2] == b'\xff\xd8'
 
 
-def test_build_step_with_fake_tensorrt(data_folder, tmp_path, monkeypatch):
+@pytest.fixture
+def fake_trt(monkeypatch):
+    """The fake TensorRT 8.6 and CUDA runtime in place of the real ones: (trt, cuda)."""
     from dali_trt_ros.engines import cuda_runtime as cuda_module
-    from dali_trt_ros.models import load_model_description
-    from dali_trt_ros.tools.verify_tensorrt import main
-    if not load_model_description('selfie_segmentation').onnx_path.is_file():
-        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
     cuda = FakeCuda()
     trt = make_tensorrt('8.6.1', cuda=cuda, verbose_messages=0)
     monkeypatch.setitem(sys.modules, 'tensorrt', trt)
     monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
     monkeypatch.setattr(cuda_module, 'cuda_runtime', lambda: cuda)
     monkeypatch.setattr(tensorrt_engine, '_logger', None)
+    return trt, cuda
+
+
+def test_build_step_with_fake_tensorrt(data_folder, tmp_path, fake_trt):
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.tools.verify_tensorrt import main
+    if not load_model_description('selfie_segmentation').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    trt, _ = fake_trt
     out, work = tmp_path / 'out', tmp_path / 'work'
     argv = ['build', '--data', str(data_folder), '--work', str(work), '--out', str(out),
             '--models', 'selfie_segmentation', '--precisions', 'fp32,int8', '--opt-level', '0']
@@ -73,17 +80,11 @@ def test_build_step_with_fake_tensorrt(data_folder, tmp_path, monkeypatch):
 
 
 def test_build_step_stops_starting_builds_after_its_time_budget(
-        data_folder, tmp_path, monkeypatch):
-    from dali_trt_ros.engines import cuda_runtime as cuda_module
+        data_folder, tmp_path, fake_trt):
     from dali_trt_ros.models import load_model_description
     from dali_trt_ros.tools.verify_tensorrt import main
     if not load_model_description('selfie_segmentation').onnx_path.is_file():
         pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
-    cuda = FakeCuda()
-    monkeypatch.setitem(sys.modules, 'tensorrt', make_tensorrt('8.6.1', cuda=cuda))
-    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
-    monkeypatch.setattr(cuda_module, 'cuda_runtime', lambda: cuda)
-    monkeypatch.setattr(tensorrt_engine, '_logger', None)
     argv = ['build', '--data', str(data_folder), '--work', str(tmp_path / 'work'), '--out',
             str(tmp_path / 'out'), '--models', 'selfie_segmentation', '--precisions', 'fp32']
     assert main(argv + ['--max-seconds', '0']) == 1
@@ -93,22 +94,17 @@ def test_build_step_stops_starting_builds_after_its_time_budget(
 
 
 def test_check_step_with_fake_tensorrt_and_cpu_preprocessing(data_folder, tmp_path,
-                                                             monkeypatch):
+                                                             fake_trt):
     """The whole check step (cache reload, compare, chain, rekey, DLA) with CPU preprocessing.
 
     On the GPU machine the same step binds DALI's GPU output by pointer; here the fake engine
     runs the ONNX model with ONNX Runtime, so every comparison must agree exactly.
     """
-    from dali_trt_ros.engines import cuda_runtime as cuda_module
     from dali_trt_ros.models import load_model_description
     from dali_trt_ros.tools.verify_tensorrt import main
     if not load_model_description('ssd_mobilenetv2_oidv4').onnx_path.is_file():
         pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
-    cuda = FakeCuda()
-    monkeypatch.setitem(sys.modules, 'tensorrt', make_tensorrt('8.6.1', cuda=cuda))
-    monkeypatch.setattr(tensorrt_engine, 'cuda_runtime', lambda: cuda)
-    monkeypatch.setattr(cuda_module, 'cuda_runtime', lambda: cuda)
-    monkeypatch.setattr(tensorrt_engine, '_logger', None)
+    _, cuda = fake_trt
     common = ['--data', str(data_folder), '--work', str(tmp_path / 'work'), '--out',
               str(tmp_path / 'out'), '--models', 'ssd_mobilenetv2_oidv4,selfie_segmentation',
               '--precisions', 'fp32,int8', '--calibration-batches', '2']
