@@ -321,7 +321,8 @@ def rss_figures(samples, warmup_s):
     end = statistics.median(after[-5:])
     return {'rss_samples': len(samples), 'rss_start_mb': samples[0][1] / 2**20,
             'rss_after_warmup_mb': warm / 2**20, 'rss_end_mb': end / 2**20,
-            'rss_growth_after_warmup': (end - warm) / warm}
+            'rss_growth_after_warmup': (end - warm) / warm,
+            'rss_series_mb': [(round(t, 1), round(rss / 2**20, 1)) for t, rss in samples]}
 
 
 # -- the run -----------------------------------------------------------------------------------
