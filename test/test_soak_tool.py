@@ -79,7 +79,8 @@ def _figures(**row_changes):
                lost_in_transport=10, undelivered=10)
     row.update(row_changes)
     return {'cameras': [row], 'node_alive': True, 'node_tracebacks': 0, 'raw_codec_lines': 0,
-            'rss': {'rss_growth_after_warmup': 0.01}, 'diagnostics_drained': True}
+            'rss': {'rss_growth_after_warmup': 0.01, 'rss_peak_above_median': 0.2,
+                    'rss_peak_after_warmup_mb': 360.0}, 'diagnostics_drained': True}
 
 
 def test_verdict_passes_balanced_figures_and_names_each_failure():
@@ -92,6 +93,9 @@ def test_verdict_passes_balanced_figures_and_names_each_failure():
     grown = _figures()
     grown['rss']['rss_growth_after_warmup'] = 0.06
     assert 'RSS grew 6.0%' in soak.verdict(grown, 0.05)[0]
+    spiked = _figures()
+    spiked['rss'].update(rss_peak_above_median=5.0, rss_peak_after_warmup_mb=1800.0)
+    assert 'peaked at 1800 MB, 500% above' in soak.verdict(spiked, 0.05)[0]
     dead = _figures()
     dead.update(node_alive=False, node_tracebacks=1, raw_codec_lines=3)
     assert len(soak.verdict(dead, 0.05)) == 3
@@ -105,3 +109,9 @@ def test_rss_growth_is_measured_after_warm_up():
     assert figures['rss_start_mb'] == 200 and figures['rss_after_warmup_mb'] == 300
     assert figures['rss_end_mb'] == 306
     assert figures['rss_growth_after_warmup'] == pytest.approx(0.02)
+    assert figures['rss_peak_after_warmup_mb'] == 306
+    assert figures['rss_peak_above_median'] == pytest.approx(0.02)
+    # The soak with the pixel budget lifted: a decoded bomb spiked the node to 1.8 GB.
+    spike = [(t, 300 * mb) for t in range(60)]
+    spike[30] = (30, 1800 * mb)
+    assert soak.rss_figures(spike, warmup_s=10)['rss_peak_above_median'] == pytest.approx(5.0)

@@ -16,7 +16,8 @@ strings), samples the node's RSS (psutil) and its ``/diagnostics``, and prints a
 
 Exit status 0 when the figures hold: for every camera received = processed + dropped + failed
 (after the node drained), lost <= pushed - received, the node alive to the end with no
-traceback and no raw codec line on its output, RSS growth after warm-up <= ``--max-rss-growth``.
+traceback and no raw codec line on its output, RSS growth after warm-up <= ``--max-rss-growth``
+and no RSS peak more than ``--max-rss-peak`` above its median (a decoded bomb spikes, then falls).
 1 when one does not hold, 2 when the soak could not run (node did not start or appear).
 
 Transport loss: a subscriber can only count what it can see. Fast DDS reports samples it knows
@@ -69,6 +70,9 @@ def parse_args(argv=None):
                         help='RSS warm-up (default: a quarter of the run, at most 60 s)')
     parser.add_argument('--max-rss-growth', type=float, default=0.05,
                         help='largest accepted RSS growth after warm-up (fraction)')
+    parser.add_argument('--max-rss-peak', type=float, default=0.5,
+                        help='largest accepted RSS peak above the median after warm-up '
+                             '(fraction): a decoded bomb spikes and falls back')
     parser.add_argument('--attach', action='store_true',
                         help='use a running node (--namespace, --node-name, --node-pid) '
                              'instead of starting one')
@@ -319,9 +323,12 @@ def rss_figures(samples, warmup_s):
     after = [rss for t, rss in samples if t >= warmup_s] or [samples[-1][1]]
     warm = statistics.median(after[:5])
     end = statistics.median(after[-5:])
+    typical = statistics.median(after)
     return {'rss_samples': len(samples), 'rss_start_mb': samples[0][1] / 2**20,
             'rss_after_warmup_mb': warm / 2**20, 'rss_end_mb': end / 2**20,
             'rss_growth_after_warmup': (end - warm) / warm,
+            'rss_peak_after_warmup_mb': max(after) / 2**20,
+            'rss_peak_above_median': max(after) / typical - 1.0,
             'rss_series_mb': [(round(t, 1), round(rss / 2**20, 1)) for t, rss in samples]}
 
 
@@ -412,7 +419,7 @@ def camera_figures(camera, values):
     return row
 
 
-def verdict(figures, max_rss_growth):
+def verdict(figures, max_rss_growth, max_rss_peak=0.5):
     """Return the list of failed checks (empty: the soak passed)."""
     failures = []
     for row in figures['cameras']:
@@ -437,6 +444,10 @@ def verdict(figures, max_rss_growth):
     growth = figures['rss'].get('rss_growth_after_warmup')
     if growth is not None and growth > max_rss_growth:
         failures.append(f'node RSS grew {growth:.1%} after warm-up (limit {max_rss_growth:.0%})')
+    peak = figures['rss'].get('rss_peak_above_median')
+    if peak is not None and peak > max_rss_peak:
+        failures.append(f"node RSS peaked at {figures['rss']['rss_peak_after_warmup_mb']:.0f} MB, "
+                        f'{peak:.0%} above its median after warm-up (limit {max_rss_peak:.0%})')
     if not figures['diagnostics_drained']:
         failures.append('the counters did not settle within 20 s after publishing stopped')
     return failures
@@ -468,8 +479,9 @@ def print_table(figures, failures, out=sys.stdout):
     if 'rss_end_mb' in rss:
         print(f"node RSS: start {rss['rss_start_mb']:.0f} MB, after warm-up "
               f"{rss['rss_after_warmup_mb']:.0f} MB, end {rss['rss_end_mb']:.0f} MB, growth "
-              f"after warm-up {rss['rss_growth_after_warmup']:+.2%} ({rss['rss_samples']} "
-              f"samples, warm-up {figures['warmup_s']:.0f} s)", file=out)
+              f"after warm-up {rss['rss_growth_after_warmup']:+.2%}, peak "
+              f"{rss['rss_peak_after_warmup_mb']:.0f} MB ({rss['rss_samples']} samples, "
+              f"warm-up {figures['warmup_s']:.0f} s)", file=out)
     else:
         print('node RSS: not sampled (attach with --node-pid to sample it)', file=out)
     print(f"hostile frames pushed: {figures['total']['hostile_pushed']} "
@@ -581,7 +593,7 @@ def run(args):
         node.destroy_node()
         rclpy.try_shutdown()
         exit_code = stop_node(proc) if proc is not None else None
-    failures = verdict(figures, args.max_rss_growth)
+    failures = verdict(figures, args.max_rss_growth, args.max_rss_peak)
     if proc is not None:
         # Reported, not judged here: shutdown behaviour has its own tests.
         figures.update(node_exit_code=exit_code, node_output=output_path,
