@@ -4,8 +4,10 @@ r"""bench_node: perception_node vs a baseline rclpy node, measured over DDS betw
 
 For each node (``perception``: this package's node; ``baseline``: benchmarks/baseline_node.py,
 what a competent rclpy user writes), frame size (720p, 1080p), transport (raw Image, JPEG
-CompressedImage), camera count (1, 4) and publish rate (30 Hz per camera, and ``max``: the
-publisher as fast as it can, so the node's output rate is its maximum sustained rate) it reports:
+CompressedImage), camera count (1, 4) and publish rate (30 Hz per camera, and ``max``: closed
+loop, each camera keeps WINDOW frames in flight and publishes the next one when an answer comes
+back, so the output rate is the node's maximum sustained rate without overloading it; a
+free-running publisher measured DDS and GIL contention on small machines instead) it reports:
 latency p50/p99 (header stamp set at publish -> detections received here), sustained output rate,
 drops (published in the window but never answered: transport losses and node drops), the node's
 CPU % (one core = 100), its GPU memory (nvidia-smi, where present) and the per-stage times the
@@ -39,6 +41,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZES = {'720p': (1280, 720), '1080p': (1920, 1080)}
 MODEL = 'ssd_mobilenetv2_oidv4'
 DISCOVERY_TIMEOUT = 30.0
+WINDOW = 2           # frames in flight per camera in the closed-loop (max rate) mode
+ANSWER_TIMEOUT = 1.0  # s: a frame unanswered this long counts as lost and frees its slot
 
 
 def ros_environment():
@@ -79,6 +83,7 @@ def publisher_main(args):
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage, Image
+    from vision_msgs.msg import Detection2DArray
 
     width, height = SIZES[args.size]
     rgb = test_image(width, height)
@@ -107,6 +112,16 @@ def publisher_main(args):
                               f'{[p.topic_name for p in publishers]}'}), flush=True)
             return 1
         rclpy.spin_once(node, timeout_sec=0.05)
+    closed_loop = args.rate <= 0
+    in_flight = [[] for _ in cameras]  # publish times (monotonic) of unanswered frames
+
+    def answered(index):
+        if in_flight[index]:
+            in_flight[index].pop(0)
+    if closed_loop:
+        for index, camera in enumerate(cameras):
+            node.create_subscription(Detection2DArray, topic(camera, 'detections'),
+                                     lambda _msg, index=index: answered(index), 100)
     period = 1.0 / args.rate if args.rate > 0 else 0.0
     start = time.monotonic()
     measure_start_wall = time.time() + args.warmup
@@ -123,7 +138,17 @@ def publisher_main(args):
             if target > now:
                 time.sleep(target - now)
             tick += 1
+        elif closed_loop:
+            rclpy.spin_once(node, timeout_sec=0.0005)
+            now = time.monotonic()
+            for flights in in_flight:
+                while flights and now - flights[0] > ANSWER_TIMEOUT:
+                    flights.pop(0)  # never answered: the node dropped it (counted as a drop)
         for index, (publisher, msg) in enumerate(zip(publishers, messages)):
+            if closed_loop:
+                if len(in_flight[index]) >= WINDOW:
+                    continue
+                in_flight[index].append(time.monotonic())
             stamp = time.time()
             msg.header.stamp.sec = int(stamp)
             msg.header.stamp.nanosec = int((stamp - int(stamp)) * 1e9)
@@ -419,8 +444,8 @@ def parse_args(argv):
     parser.add_argument('--sizes', default='720p,1080p')
     parser.add_argument('--transports', default='raw,compressed')
     parser.add_argument('--cameras', default='1,4')
-    parser.add_argument('--rates', default='30,max', help='Hz per camera; max = as fast as '
-                        'the publisher can')
+    parser.add_argument('--rates', default='30,max', help='Hz per camera; max = closed loop '
+                        f'with {WINDOW} frames in flight per camera')
     parser.add_argument('--seconds', type=float, default=6.0, help='measured seconds per case')
     parser.add_argument('--warmup', type=float, default=2.0, help='unmeasured seconds first')
     parser.add_argument('--providers', default='cpu', help='ONNX Runtime providers of both '
