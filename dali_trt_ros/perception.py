@@ -101,9 +101,9 @@ class PerceptionPipeline:
         """Build the chain for model descriptions (names in config/models or YAML paths).
 
         ``max_pixels``: frames declaring a larger width*height are refused before decoding.
-        ``postprocess``: 'host', 'device' (in the model graph) or 'auto' (device where the
-        models run on a GPU and the decoder supports it); ``precision``: 'fp32' or 'fp16'
-        (ONNX variant with FP16 weights, made at preparation time).
+        ``postprocess``: 'host', 'device' (in the model graph) or 'auto' (device on ONNX
+        Runtime CUDA where the decoder supports it); ``precision``: 'fp32' or 'fp16' (ONNX
+        variant with FP16 weights, made at preparation time). Variants take any batch size.
         """
         descriptions = [load_model_description(name, cache_dir=cache_dir) for name in model_names]
         names = [d.name for d in descriptions]
@@ -120,7 +120,9 @@ class PerceptionPipeline:
                            max_pixels=max_pixels),
             device_id=device_id, cpu_backend=cpu_backend)
         overrides = engine_overrides or {}
-        on_gpu = backend == 'tensorrt' or 'cuda' in providers
+        # TensorRT needs min/opt/max profiles for the variants' dynamic inputs (frame size,
+        # batch): there 'auto' keeps host post-processing unless the engine config sets them.
+        on_gpu = backend == 'onnxruntime' and 'cuda' in providers
         models = []
         for description in descriptions:
             decoder = decoder_from_config(description.decoder, description.labels)

@@ -162,3 +162,38 @@ def test_fp16_variant_stays_close_to_fp32(host_results):
         np.testing.assert_allclose(got.boxes[0], want.boxes[0], atol=3.0)
         a, b = host.segmentations[SELFIE].label_map, fp16.segmentations[SELFIE].label_map
         assert np.count_nonzero(a != b) <= 0.01 * a.size
+
+
+@pytest.mark.parametrize('model', MODELS)
+def test_variants_take_a_batch_of_four_with_the_per_frame_results(model):
+    """The base models are exported for batch 1; their variants run four cameras at once."""
+    import onnxruntime as ort
+    description = load_model_description(model)
+    base = ort.InferenceSession(str(description.onnx_path), providers=['CPUExecutionProvider'])
+    variant = ort.InferenceSession(str(prepare_variant(description, 'host', 'fp16')),
+                                   providers=['CPUExecutionProvider'])
+    batched_fp32 = _batch_dynamic_fp32(description)
+    name = description.input['name']
+    frames = np.random.default_rng(3).uniform(
+        -1, 1, (4, 3, description.input['height'], description.input['width'])).astype(np.float32)
+    per_frame = [base.run(None, {name: frames[i:i + 1]}) for i in range(4)]
+    for session, atol in ((batched_fp32, 1e-5), (variant, None)):
+        outputs = session.run(None, {name: frames})
+        for index, output in enumerate(outputs):
+            assert output.shape[0] == 4
+            want = np.concatenate([p[index] for p in per_frame])
+            if atol is not None:
+                np.testing.assert_allclose(output, want, atol=atol)
+            else:  # FP16 weights: the batch of four equals the same variant run frame by frame
+                single = np.concatenate([session.run(None, {name: frames[i:i + 1]})[index]
+                                         for i in range(4)])
+                np.testing.assert_allclose(output, single, atol=1e-5)
+
+
+def _batch_dynamic_fp32(description):
+    import onnx
+    import onnxruntime as ort
+
+    from dali_trt_ros.models.variants import make_batch_dynamic
+    model = make_batch_dynamic(onnx.load(str(description.onnx_path)))
+    return ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])

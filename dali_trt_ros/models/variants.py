@@ -16,6 +16,10 @@ operator for an argmax over channels). So only small results cross to the host:
   those K, decodes their boxes and runs NMS. Identical to the host path whenever at most K
   candidates pass the threshold (otherwise equal to it with ``pre_nms_top_k: K``).
 
+Every variant also takes any batch size (the base models are exported for batch 1): the batch
+axis of inputs and outputs becomes dynamic, Reshape targets copy it (0 instead of 1) and Resize
+by constant ``sizes`` becomes Resize by scales, so four cameras' frames run as one batch.
+
 Variants are written next to the base model (``<stem>.<variant>.onnx``) and rebuilt when the base
 file changes (its sha256 is recorded in the variant's metadata).
 """
@@ -34,7 +38,7 @@ from dali_trt_ros.errors import ConfigError, ModelError
 LOG = logging.getLogger(__name__)
 POSTPROCESS = ('host', 'device')
 PRECISIONS = ('fp32', 'fp16')
-RECIPE_VERSION = '2'
+RECIPE_VERSION = '3'
 
 
 def _onnx():
@@ -178,6 +182,45 @@ def append_ssd_candidates(model, score_output, activation='sigmoid', background_
     return k, classes
 
 
+def make_batch_dynamic(model):
+    """Let a batch-1 model take any batch: inputs/outputs, Reshape targets, Resize sizes.
+
+    Changes ``model`` in place and returns it. Raises ModelError where a Resize's input shape
+    cannot be inferred (its ``sizes`` would pin the batch).
+    """
+    onnx = _onnx()
+    numpy_helper = onnx.numpy_helper
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+    initializers = {i.name: i for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == 'Reshape' and node.input[1] in initializers \
+                and node.input[0] not in initializers:
+            target = numpy_helper.to_array(initializers[node.input[1]]).copy()
+            if target.size and target[0] == 1:
+                target[0] = 0  # 0: take the batch from the input
+                initializers[node.input[1]].CopyFrom(
+                    numpy_helper.from_array(target, node.input[1]))
+        elif node.op_type == 'Resize' and len(node.input) >= 4 and node.input[3]:
+            sizes = initializers.get(node.input[3])
+            source = shapes.get(node.input[0])
+            if sizes is None or not source or not all(source):
+                raise ModelError(f'Resize {node.name!r}: cannot make its sizes batch-free '
+                                 f'(input shape {source}); keep batch 1')
+            scales = (numpy_helper.to_array(sizes).astype(np.float64)
+                      / np.asarray(source, np.float64)).astype(np.float32)
+            name = f'{node.name}_dtr_scales'
+            model.graph.initializer.append(numpy_helper.from_array(scales, name))
+            node.input[2], node.input[3] = name, ''
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField('dim_value') and dims[0].dim_value == 1:
+            dims[0].dim_param = 'batch'
+    del model.graph.value_info[:]  # batch-1 annotations of intermediate tensors
+    return model
+
+
 def convert_to_fp16(model):
     """FP16 weights and arithmetic, float32 inputs and outputs (casts at the edges)."""
     try:
@@ -230,6 +273,7 @@ def make_variant(model, decoder_config, postprocess, precision):
     The metadata says what a decoder needs to know about the appended graph.
     """
     metadata = {}
+    make_batch_dynamic(model)
     if precision == 'fp16':
         model = convert_to_fp16(model)
     if postprocess == 'device':
