@@ -143,12 +143,16 @@ def test_more_candidates_than_k_equal_the_host_path_with_pre_nms_top_k():
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-5)
 
 
-def test_fp16_variant_stays_close_to_fp32(host_results):
+@pytest.mark.parametrize('provider', ['cpu', 'cuda'])
+def test_fp16_variant_stays_close_to_fp32(host_results, provider):
     """FP16 weights: same top detection on every photo, person mask within 1 % of the pixels."""
+    if provider == 'cuda' and _cuda_reason():
+        pytest.skip(_cuda_reason())
     try:
         chain = PerceptionPipeline.from_models([SSD, SELFIE], device='cpu',
                                                cpu_backend='opencv', postprocess='host',
-                                               precision='fp16', max_batch=2)
+                                               providers=(provider,), precision='fp16',
+                                               max_batch=2)
     except Exception as error:  # ONNX Runtime CPU may lack float16 kernels for some ops
         pytest.skip(f'FP16 model does not load on this ONNX Runtime: {error}')
     try:

@@ -213,6 +213,8 @@ def make_batch_dynamic(model):
             name = f'{node.name}_dtr_scales'
             model.graph.initializer.append(numpy_helper.from_array(scales, name))
             node.input[2], node.input[3] = name, ''
+            if not any(sizes.name in n.input for n in model.graph.node):
+                model.graph.initializer.remove(sizes)
     for value in list(model.graph.input) + list(model.graph.output):
         dims = value.type.tensor_type.shape.dim
         if dims and dims[0].HasField('dim_value') and dims[0].dim_value == 1:
