@@ -417,7 +417,7 @@ def plot(results, path):
     import matplotlib.pyplot as plt
     ok = [r for r in results if 'error' not in r]
     keys = sorted({(r['size'], r['transport'], r['cameras']) for r in ok})
-    labels = [f'{s} {t}\nx{c}' for s, t, c in keys]
+    labels = [f'{s}\n{t}\nx{c}' for s, t, c in keys]
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(keys)), 4))
     for axis, (rate, metric, title) in zip(axes, (
             (30, 'latency_p50_ms', 'p50 latency at 30 Hz per camera (ms)'),
