@@ -9,7 +9,6 @@ OpenCV, is benchmarks/nms.py.
 import argparse
 import pathlib
 import sys
-import time
 
 import numpy as np
 
@@ -17,16 +16,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SSD_CONFIG = REPO / 'config' / 'models' / 'ssd_mobilenetv2_oidv4.yaml'
 
-
-def median_ms(function, repeat):
-    """Median wall time of ``function()`` in milliseconds over ``repeat`` calls (after warm-up)."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
+from timing import median_ms  # noqa: E402 (this folder, first on sys.path when run)
 
 
 def load_ssd_config():

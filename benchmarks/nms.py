@@ -14,7 +14,6 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 import cv2
 import numpy as np
@@ -25,22 +24,12 @@ sys.path.insert(0, str(REPO))
 from dali_trt_ros.decoders import decoder_from_config  # noqa: E402
 from dali_trt_ros.decoders.nms import batched_nms  # noqa: E402
 from dali_trt_ros.models import load_model_description  # noqa: E402
+from timing import median_ms  # noqa: E402 (this folder, first on sys.path when run)
 
 SSD = 'ssd_mobilenetv2_oidv4'
 PHOTOS = ('astronaut', 'chelsea', 'coffee')
 THRESHOLDS = (0.5, 0.4, 0.3, 0.1, 0.05, 0.01)
 RANDOM_COUNTS = (50, 100, 200, 500, 1000, 2000, 4000)
-
-
-def median_ms(function, repeat):
-    """Median wall time of ``function()`` in milliseconds over ``repeat`` calls (after warm-up)."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
 
 
 def opencv_batched_nms(boxes, scores, classes, iou_threshold, max_total=None):

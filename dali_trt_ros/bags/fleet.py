@@ -77,20 +77,26 @@ def check_job(job):
         reader.close()
 
 
+def process_job(job, progress=False):
+    """Process one bag in this process and return its summary; errors propagate."""
+    from dali_trt_ros.bags.process import BagProcessor, build_pipeline
+
+    pipeline = build_pipeline(job.models, job.batch_size, job.backend, job.providers,
+                              job.device, job.device_id, job.thresholds)
+    try:
+        return BagProcessor(pipeline, job.batch_size, job.write_masks).process(
+            job.input, job.output, topics=list(job.topics) if job.topics else None,
+            storage=job.storage, overwrite=job.overwrite, progress=progress)
+    finally:
+        pipeline.close()
+
+
 def run_job(job, progress=False):
     """Process one bag in this process; return its summary (errors as a failed summary)."""
-    from dali_trt_ros.bags.process import BagProcessor, build_pipeline
     from dali_trt_ros.errors import PerceptionError
 
     try:
-        pipeline = build_pipeline(job.models, job.batch_size, job.backend, job.providers,
-                                  job.device, job.device_id, job.thresholds)
-        try:
-            return BagProcessor(pipeline, job.batch_size, job.write_masks).process(
-                job.input, job.output, topics=list(job.topics) if job.topics else None,
-                storage=job.storage, overwrite=job.overwrite, progress=progress)
-        finally:
-            pipeline.close()
+        return process_job(job, progress)
     except PerceptionError as error:
         return {'input': job.input, 'output': job.output, 'complete': False,
                 'status': 'failed', 'reason': str(error)}

@@ -91,7 +91,7 @@ def main(argv=None):
             summaries = fleet.run_ray(jobs, args.ray_address, args.gpus_per_task,
                                       args.cpus_per_task)
         elif len(jobs) == 1:
-            summaries = [_run_one(jobs[0], progress=not args.no_progress)]
+            summaries = [fleet.process_job(jobs[0], progress=not args.no_progress)]
         else:
             summaries = fleet.run_local(jobs, args.jobs)
     except PerceptionError as error:
@@ -111,19 +111,6 @@ def main(argv=None):
             failed += 1
             print(f'process_bag: {summary["input"]}: {summary["reason"]}', file=sys.stderr)
     return 1 if failed else 0
-
-
-def _run_one(job, progress):
-    """One bag in this process; errors propagate as exceptions (clear exit codes)."""
-    from dali_trt_ros.bags.process import BagProcessor, build_pipeline
-    pipeline = build_pipeline(job.models, job.batch_size, job.backend, job.providers,
-                              job.device, job.device_id, job.thresholds)
-    try:
-        return BagProcessor(pipeline, job.batch_size, job.write_masks).process(
-            job.input, job.output, topics=list(job.topics) if job.topics else None,
-            storage=job.storage, overwrite=job.overwrite, progress=progress)
-    finally:
-        pipeline.close()
 
 
 if __name__ == '__main__':
