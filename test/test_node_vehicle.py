@@ -237,3 +237,21 @@ def test_diagnostics_follow_the_camera_stopping_failing_and_resuming(tester):
         assert back['frames_failed'] == '1' and float(back['input_rate_hz']) > 5.0
     finally:
         _finish(proc)
+
+
+def test_max_pixels_reaches_the_frame_validation(tester):
+    name = 'vehicle_pixels'
+    proc = start_node(NODE, '-p', 'max_pixels:=1000', '-p', 'diagnostics_period_s:=0.2',
+                      *reliable_input('/image_raw'), name=name)
+    try:
+        h = Harness(tester, proc, name)
+        pub = h.publisher('image_raw', Image)
+        detections = h.collect('detections', Detection2DArray)
+        pub.publish(raw_frame(np.zeros((48, 64, 3), np.uint8), 1))  # 3072 pixels: refused
+        status = h.wait_status('camera', lambda v: v['frames_failed'] == '1')
+        assert status['errors.image_too_large'] == '1' and 'max_pixels' in status['last_error']
+        pub.publish(raw_frame(np.zeros((20, 40, 3), np.uint8), 2))  # 800 pixels: fine
+        h.wait(lambda: detections and detections[-1].header.stamp.sec == 2, what='frame 2')
+        assert [d.header.stamp.sec for d in detections] == [2]
+    finally:
+        _finish(proc)

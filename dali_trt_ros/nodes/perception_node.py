@@ -156,6 +156,14 @@ class PerceptionNode(Node):
         device = parameters.choice(self, 'preprocess_device', 'auto', ('auto', 'gpu', 'cpu'),
                                    'Where to decode/resize: auto picks the GPU when DALI can.')
         device_id = parameters.integer(self, 'device_id', 0, 0, 15, 'CUDA device.')
+        precision = parameters.choice(
+            self, 'precision', 'fp32', ('fp32', 'fp16'),
+            'ONNX model variant: fp32, or fp16 weights (made at preparation time). TensorRT '
+            'precision is set per model in engine_config_file.')
+        postprocess = parameters.choice(
+            self, 'postprocess', 'auto', ('auto', 'host', 'device'),
+            'Where decoding runs: in the model graph on the device, on the host, or auto '
+            '(device when the models run on a GPU and the decoder supports it).')
         engines_file = parameters.string(
             self, 'engine_config_file', '', 'YAML mapping model name -> engine settings '
             '(precision, dla_core, engine_cache_dir, ...).')
@@ -176,7 +184,7 @@ class PerceptionNode(Node):
                 "parameter 'models' is empty: frames are only validated and every detections "
                 'message is empty. Set models (e.g. [ssd_mobilenetv2_oidv4]) to run inference.')
             return None
-        from dali_trt_ros.perception import PerceptionPipeline
+        from dali_trt_ros.perception import PerceptionPipeline, postprocess_for
         overrides = {}
         if engines_file:
             import yaml
@@ -189,7 +197,14 @@ class PerceptionNode(Node):
         pipeline = PerceptionPipeline.from_models(
             models, backend=backend, providers=tuple(providers), device=device,
             device_id=device_id, engine_overrides=overrides, max_batch=len(self.cameras),
-            max_pixels=self.max_pixels)
+            max_pixels=self.max_pixels, postprocess=postprocess, precision=precision)
+        self._model_settings = {
+            model.name: {'precision': (overrides.get(model.name) or {}).get(
+                'precision', precision) if backend == 'tensorrt' else precision,
+                'postprocess': postprocess_for(model.description, postprocess,
+                                               backend == 'tensorrt' or 'cuda' in providers),
+                'dla_core': (overrides.get(model.name) or {}).get('dla_core')}
+            for model in pipeline.models}
         try:
             self._check_model_roles(pipeline)
             for name, value in self._thresholds.items():
@@ -478,8 +493,11 @@ class PerceptionNode(Node):
         providers = getattr(engine, 'providers', None)
         if providers:
             facts['device'] = ', '.join(str(p) for p in providers)
-        for key in ('precision', 'device', 'dla_core', 'dla_gpu_fallback'):
-            value = getattr(engine, key, None)
+        settings = getattr(self, '_model_settings', {}).get(model.name, {})
+        facts.update({key: value for key, value in settings.items() if value is not None})
+        for key in ('precision', 'device', 'dla_core', 'dla_gpu_fallback', 'built',
+                    'load_seconds'):
+            value = getattr(engine, key, None)  # what the engine itself reports wins
             if value is not None:
                 facts[key] = value
         if self.pipeline is not None:
