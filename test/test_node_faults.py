@@ -155,12 +155,14 @@ def test_an_incompatible_qos_publisher_gets_one_clear_warning(tester):
         status = h.wait_status('camera', lambda v: int(v.get('incompatible_qos_events', 0)) >= 2)
         assert status['level'] == 'WARN'
         for publisher in bad:
-            publisher.publish(raw_frame(np.zeros((8, 8, 3), np.uint8), 1))
+            publisher.publish(raw_frame(np.zeros((8, 8, 3), np.uint8), 1, 'qos_test'))
         good = h.publisher('image_raw', Image)  # a compatible one is served as usual
-        good.publish(raw_frame(np.zeros((8, 8, 3), np.uint8), 2))
-        h.wait(lambda: detections and detections[-1].header.stamp.sec == 2, what='frame 2')
+        good.publish(raw_frame(np.zeros((8, 8, 3), np.uint8), 2, 'qos_test'))
+        mine = lambda: [d.header.stamp.sec for d in detections  # noqa: E731
+                        if d.header.frame_id == 'qos_test']
+        h.wait(lambda: 2 in mine(), what='frame 2')
         h.spin_for(0.5)
-        assert [d.header.stamp.sec for d in detections] == [2]
+        assert mine() == [2]
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
