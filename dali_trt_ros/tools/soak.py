@@ -317,12 +317,17 @@ class RssSampler:
 
 
 def rss_figures(samples, warmup_s):
-    """RSS at start, after warm-up and at the end (medians of 5 samples) and the growth."""
+    """RSS at start, after warm-up and at the end, the growth between them, and the peak.
+
+    "After warm-up" and "end" are the medians of the first and last quarter of the samples
+    after warm-up: frames in flight move single samples by tens of MB, a leak moves quarters.
+    """
     if len(samples) < 4:
         return {'rss_samples': len(samples)}
     after = [rss for t, rss in samples if t >= warmup_s] or [samples[-1][1]]
-    warm = statistics.median(after[:5])
-    end = statistics.median(after[-5:])
+    quarter = max(1, len(after) // 4)
+    warm = statistics.median(after[:quarter])
+    end = statistics.median(after[-quarter:])
     typical = statistics.median(after)
     return {'rss_samples': len(samples), 'rss_start_mb': samples[0][1] / 2**20,
             'rss_after_warmup_mb': warm / 2**20, 'rss_end_mb': end / 2**20,
