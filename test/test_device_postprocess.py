@@ -3,7 +3,7 @@
 The same frames go through two chains that differ only in ``postprocess``: 'host' (NumPy
 decoders) and 'device' (argmax/threshold/resize and SSD candidate selection appended to the ONNX
 graph, see dali_trt_ros.models.variants). Here both run on ONNX Runtime CPU; on the GPU machine
-the 'cuda' parameter runs the device chain on DALI GPU + ONNX Runtime CUDA.
+the 'cuda' parameter runs both chains on DALI GPU + ONNX Runtime CUDA.
 
 Tolerances: masks identical (the graph gathers with the host's own indices; a probability that
 sits within float rounding of the threshold could flip one pixel, so 1e-4 of the pixels may
@@ -55,19 +55,37 @@ def host_results():
         chain.close()
 
 
-@pytest.fixture(scope='module', params=['cpu', 'cuda'])
-def device_chain(request):
+# The two chains of a comparison share their preprocessing and execution provider and differ
+# only in `postprocess`: DALI's resize and OpenCV's differ slightly, so comparing a DALI GPU device
+# chain with an OpenCV host chain would measure the preprocessing, not the post-processing.
+SETUPS = {'cpu': dict(device='cpu', cpu_backend='opencv'),
+          'cuda': dict(device='auto', providers=('cuda',))}
+
+
+@pytest.fixture(scope='module', params=sorted(SETUPS))
+def paired_chains(request, host_results):
+    """(host-path results, device-path chain) for one set-up, same preprocessing."""
     if request.param == 'cuda':
         reason = _cuda_reason()
         if reason:
             pytest.skip(reason)
-        chain = PerceptionPipeline.from_models(MODELS, device='auto', providers=('cuda',),
-                                               postprocess='device', max_batch=2)
+        host = PerceptionPipeline.from_models(MODELS, postprocess='host', max_batch=2,
+                                              **SETUPS['cuda'])
+        try:
+            reference = host.process(photo_frames())
+        finally:
+            host.close()
     else:
-        chain = PerceptionPipeline.from_models(MODELS, device='cpu', cpu_backend='opencv',
-                                               postprocess='device', max_batch=2)
-    yield chain
+        reference = host_results
+    chain = PerceptionPipeline.from_models(MODELS, postprocess='device', max_batch=2,
+                                           **SETUPS[request.param])
+    yield reference, chain
     chain.close()
+
+
+@pytest.fixture(scope='module')
+def device_chain(paired_chains):
+    return paired_chains[1]
 
 
 def test_device_chain_reads_only_the_small_outputs(device_chain):
@@ -79,7 +97,8 @@ def test_device_chain_reads_only_the_small_outputs(device_chain):
     assert outputs[SELFIE] == ['dtr_label_map', 'dtr_mask']
 
 
-def test_masks_equal_the_host_masks(host_results, device_chain):
+def test_masks_equal_the_host_masks(paired_chains):
+    host_results, device_chain = paired_chains
     device_results = device_chain.process(photo_frames())
     for host, device in zip(host_results, device_results):
         assert host.error is None and device.error is None
@@ -93,7 +112,8 @@ def test_masks_equal_the_host_masks(host_results, device_chain):
                 assert got.class_fractions[label] == pytest.approx(fraction, abs=1e-4)
 
 
-def test_detections_equal_the_host_detections(host_results, device_chain):
+def test_detections_equal_the_host_detections(paired_chains):
+    host_results, device_chain = paired_chains
     device_results = device_chain.process(photo_frames())
     for host, device in zip(host_results, device_results):
         want, got = host.detections[SSD], device.detections[SSD]
