@@ -32,6 +32,7 @@ from rclpy.qos import (DurabilityPolicy, qos_profile_sensor_data, QoSProfile,
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from vision_msgs.msg import (Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose,
                              VisionClass)
 
@@ -295,9 +296,9 @@ class PerceptionNode(Node):
                     (segmenter, camera.mask_label_info_pub,
                      self._thresholds['mask_threshold'])):
                 if model is not None:
-                    header = type(Image().header)(stamp=stamp)
                     publisher.publish(ros_io.label_info_msg(
-                        header, model.description.labels, threshold, _LABEL_TYPES))
+                        Header(stamp=stamp), model.description.labels, threshold,
+                        _LABEL_TYPES))
 
     def _on_incompatible_qos(self, camera, info):
         camera.incompatible_qos_events += info.total_count_change
