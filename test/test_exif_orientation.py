@@ -14,8 +14,8 @@ from PIL import Image
 from skimage import data
 
 from dali_trt_ros.perception import PerceptionPipeline
-from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec,
-                                     OpenCVPreprocessor, PreprocessSpec)
+from dali_trt_ros.preprocess import (DaliPreprocessor, detect_dali_mode, EncodedFrame,
+                                     InputSpec, OpenCVPreprocessor, PreprocessSpec)
 from dali_trt_ros.preprocess.inputs import decode_rgb, prepare_frame
 from golden_photos import detection, SELFIE, SSD
 
@@ -48,11 +48,19 @@ def test_cpu_decode_keeps_the_stored_grid(cat):
     np.testing.assert_array_equal(pixels, decode_rgb(prepare_frame(plain)))
 
 
-@pytest.mark.parametrize('backend', ['opencv', 'dali'])
+@pytest.mark.parametrize('backend', ['opencv', 'dali', 'dali-gpu', 'dali-gpu-cpudecode'])
 def test_preprocessors_ignore_the_tag(cat, backend):
     spec = PreprocessSpec((InputSpec('x', 300, 300, resize='letterbox'),), max_batch=2)
-    preprocessor = (OpenCVPreprocessor(spec) if backend == 'opencv'
-                    else DaliPreprocessor(spec, device_id=None))
+    if backend == 'opencv':
+        preprocessor = OpenCVPreprocessor(spec)
+    elif backend == 'dali':
+        preprocessor = DaliPreprocessor(spec, device_id=None)
+    else:
+        mode, why = detect_dali_mode(0)
+        wanted = backend[len('dali-'):]
+        if mode not in ('gpu', wanted):  # 'gpu' can run both; 'gpu-cpudecode' only its own
+            pytest.skip(f'DALI cannot run {wanted} here: {why}')
+        preprocessor = DaliPreprocessor(spec, device_id=0, mode=wanted)
     result = preprocessor.run(list(cat))
     assert result.errors == {}
     [geometry, _] = result.geometries['x']

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dali_trt_ros import validation as check
 from dali_trt_ros.decoders.device_outputs import (
     CANDIDATE_INDICES, CANDIDATE_SCORES, COLUMNS_INPUT, DEFAULT_CANDIDATES, LABEL_MAP_OUTPUT,
     MASK_OUTPUT, ROWS_INPUT, THRESHOLD_INPUT)
@@ -254,12 +255,8 @@ def convert_to_fp16(model):
 
 def variant_name(postprocess='host', precision='fp32'):
     """Return the file-name tag of a variant ('' for the base model)."""
-    if postprocess not in POSTPROCESS:
-        raise ConfigError(f'postprocess must be one of {", ".join(POSTPROCESS)}, got '
-                          f'{postprocess!r}')
-    if precision not in PRECISIONS:
-        raise ConfigError(f'precision must be one of {", ".join(PRECISIONS)}, got '
-                          f'{precision!r}')
+    check.choice(postprocess, POSTPROCESS, 'postprocess')
+    check.choice(precision, PRECISIONS, 'precision')
     parts = [p for p, base in ((precision, 'fp32'), (postprocess, 'host')) if p != base]
     return '.'.join(parts).replace('device', 'devpost')
 
