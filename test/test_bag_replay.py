@@ -1,6 +1,6 @@
-"""Live replay over DDS: the sample bag through running perception nodes, recorded, evaluated.
+"""Live replay over DDS: the sample bag through the running perception node, recorded, evaluated.
 
-Each process is separate, as on a vehicle: one perception_node per camera (raw Image on
+Each process is separate, as on a vehicle: perception_node with two cameras (raw Image on
 /cam_front, JPEG CompressedImage on /cam_left), play_bag, record_outputs, and this test. The
 recording must pass evaluate_bag against the checked-in golden outputs, and equal what
 process_bag makes of the same bag offline. Budget: ~40 s on 2 cores (node start-up dominates).
@@ -26,14 +26,12 @@ from dali_trt_ros.bags.io import bag_status, open_reader  # noqa: E402
 from dali_trt_ros.tools import evaluate_bag, process_bag  # noqa: E402
 
 STARTUP_TIMEOUT = 60.0  # >= 5 s: model loading + discovery on a loaded 2-core machine
-MODELS = 'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]'
-# The node's inputs, remapped onto the bag's camera topics (a no-op once the node
-# subscribes to image_raw itself).
-CAMERAS = {
-    '/cam_front': ('-r', 'image:=image_raw'),
-    '/cam_left': ('-r', 'image/compressed:=image_raw/compressed', '-p',
-                  'input_transport:=compressed'),
-}
+# One node for both cameras, as on a vehicle: /cam_front/image_raw (raw) and
+# /cam_left/image_raw/compressed, exactly the bag's topics (no remapping).
+NODE_ARGS = ('-p', 'cameras:=[cam_front, cam_left]', '-p', 'cam_left.input_transport:=compressed',
+             '-p', 'qos_reliability:=reliable', '-p',
+             'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]',
+             '-p', 'diagnostics_period_s:=0.5')
 
 
 class Tool:
@@ -76,22 +74,19 @@ def sample(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def live_recording(sample):
-    """Replay the sample through two node processes; return the recorded output bag."""
+    """Replay the sample through the node (its own process); return the recorded bag."""
     output = sample.with_name('live')
     rclpy.init()
     watcher = rclpy.create_node('replay_watcher')
-    nodes = {ns: start_node('dali_trt_ros.nodes.perception_node', '-r', f'__ns:={ns}', *args,
-                            '-p', 'qos_reliability:=reliable', '-p', MODELS,
-                            '-p', 'diagnostics_period_s:=0.5', name='perception_node')
-             for ns, args in CAMERAS.items()}
+    node = start_node('dali_trt_ros.nodes.perception_node', *NODE_ARGS, name='perception_node')
     recorder = None
     try:
-        for ns, proc in nodes.items():
+        for ns in ('/cam_front', '/cam_left'):
             assert spin_until(watcher, lambda: watcher.count_publishers(f'{ns}/detections') > 0,
-                              STARTUP_TIMEOUT, proc), f'{ns} node did not start: {stop_node(proc)}'
+                              STARTUP_TIMEOUT, node), f'node did not start: {stop_node(node)}'
         recorder = Tool('dali_trt_ros.tools.record_outputs', '-o', output, '--cameras',
                         '/cam_front/image_raw', '/cam_left/image_raw/compressed')
-        assert recorder.wait_for_line('recording 7 topics', STARTUP_TIMEOUT), recorder.lines
+        assert recorder.wait_for_line('recording 11 topics', STARTUP_TIMEOUT), recorder.lines
         player = Tool('dali_trt_ros.tools.play_bag', sample, '--lockstep', '--ack-timeout', 20)
         code, out = player.finish(timeout=180)
         assert code == 0, out
@@ -101,10 +96,10 @@ def live_recording(sample):
     finally:
         if recorder is not None and recorder.proc.poll() is None:
             recorder.proc.kill()
-        for proc in nodes.values():
-            stop_node(proc)
+        node_code, node_out = stop_node(node)
         watcher.destroy_node()
         rclpy.shutdown()
+    assert node_code == 0, node_out  # the node stopped cleanly on Ctrl-C
     return output
 
 

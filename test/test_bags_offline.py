@@ -97,17 +97,20 @@ def test_process_bag_matches_the_checked_in_golden(processed):
     assert metrics['mask_iou_min'] > 0.999
     # The golden frames really hold the photos' objects.
     labels = {label for label in metrics['per_class']}
-    assert {'4', '8', '13'} <= labels  # Person, Cat, Coffee cup (openimages_ssd.txt)
+    assert {'4', '8', '13'} <= labels
+    assert [metrics['labels'][k] for k in ('4', '8', '13')] == ['Person', 'Cat', 'Coffee cup']
 
 
 def test_output_bag_carries_the_input_headers_and_node_message_layout(sample, processed):
     reader = open_reader(processed)
     try:
         topics = {c.topic: c.msgtype for c in reader.connections}
-        assert topics == {'/cam_front/detections': 'vision_msgs/msg/Detection2DArray',
-                          '/cam_front/segmentation': 'sensor_msgs/msg/Image',
-                          '/cam_left/detections': 'vision_msgs/msg/Detection2DArray',
-                          '/cam_left/segmentation': 'sensor_msgs/msg/Image'}
+        for ns in ('/cam_front', '/cam_left'):
+            assert topics.pop(f'{ns}/detections') == 'vision_msgs/msg/Detection2DArray'
+            assert topics.pop(f'{ns}/segmentation') == 'sensor_msgs/msg/Image'
+            assert topics.pop(f'{ns}/label_info') == 'vision_msgs/msg/LabelInfo'
+            assert topics.pop(f'{ns}/segmentation/label_info') == 'vision_msgs/msg/LabelInfo'
+        assert not topics
         out = {}
         for connection, timestamp, data in reader.messages():
             msg = deserialize(connection, data, reader.path, timestamp)
@@ -117,6 +120,9 @@ def test_output_bag_carries_the_input_headers_and_node_message_layout(sample, pr
     inputs = _messages(sample)
     for topic, _, timestamp, _ in inputs:
         namespace = topic.split('/image_raw')[0]
+        if (namespace + '/label_info', timestamp) in out:  # written with the first frame
+            labels = messages.label_names(out[(namespace + '/label_info', timestamp)])
+            assert labels['4'] == 'Person' and labels['8'] == 'Cat'
         detections = out[(namespace + '/detections', timestamp)]
         mask = out[(namespace + '/segmentation', timestamp)]
         assert messages.stamp_ns(detections.header) == messages.stamp_ns(mask.header) == timestamp

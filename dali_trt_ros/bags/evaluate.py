@@ -158,7 +158,9 @@ def evaluate(golden, outputs, iou_threshold=0.5):
     covered = sum(c['covered'] for c in per_camera.values())
     unexpected = sum(1 for k, v in outputs.frames.items()
                      if k not in golden.frames and v.detections is not None)
+    names = dict(golden.labels, **outputs.labels)
     metrics = {
+        'labels': {label: names[label] for label in per_class if label in names},
         'golden': golden.source, 'outputs': outputs.source, 'outputs_status': outputs.status,
         'iou_threshold': iou_threshold, 'frames_golden': total, 'frames_covered': covered,
         'frames_unexpected': unexpected, 'coverage': covered / total if total else None,

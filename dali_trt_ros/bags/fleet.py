@@ -84,7 +84,7 @@ def process_job(job, progress=False):
     pipeline = build_pipeline(job.models, job.batch_size, job.backend, job.providers,
                               job.device, job.device_id, job.thresholds)
     try:
-        return BagProcessor(pipeline, job.batch_size, job.write_masks).process(
+        return BagProcessor(pipeline, job.batch_size, job.write_masks, job.thresholds).process(
             job.input, job.output, topics=list(job.topics) if job.topics else None,
             storage=job.storage, overwrite=job.overwrite, progress=progress)
     finally:

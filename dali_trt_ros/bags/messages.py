@@ -7,7 +7,8 @@ box center/size in original-image pixels, ``class_id`` = label, score), so an ou
 
 import numpy as np
 
-from dali_trt_ros.bags.typestore import COMPRESSED_IMAGE, DETECTIONS, IMAGE, typestore
+from dali_trt_ros.bags.typestore import (COMPRESSED_IMAGE, DETECTIONS, IMAGE, LABEL_INFO,
+                                         typestore)
 from dali_trt_ros.nodes.ros_io import MAX_CHILD_FRAME_ID  # module without ROS imports
 from dali_trt_ros.preprocess.inputs import EncodedFrame, RawFrame
 
@@ -77,6 +78,20 @@ def detections(head, result):
             header=child, results=[hypothesis], id='',
             bbox=bbox_type(center=center, size_x=float(x2 - x1), size_y=float(y2 - y1))))
     return types[DETECTIONS](header=head, detections=items)
+
+
+def label_info(head, labels, threshold):
+    """vision_msgs/LabelInfo: class index -> name, as the node latches it per camera."""
+    types = _types()
+    return types[LABEL_INFO](
+        header=head, threshold=float(threshold),
+        class_map=[types['vision_msgs/msg/VisionClass'](class_id=index, class_name=str(name))
+                   for index, name in enumerate(labels)])
+
+
+def label_names(msg):
+    """{class_id string: name} of a LabelInfo."""
+    return {str(int(c.class_id)): c.class_name for c in msg.class_map}
 
 
 def frame_of(msg):

@@ -16,7 +16,7 @@ import numpy as np
 
 from dali_trt_ros.bags import messages
 from dali_trt_ros.bags.io import BagError, deserialize, open_reader
-from dali_trt_ros.bags.typestore import DETECTIONS, DIAGNOSTICS, IMAGE
+from dali_trt_ros.bags.typestore import DETECTIONS, DIAGNOSTICS, IMAGE, LABEL_INFO
 
 GOLDEN_FORMAT = 'dali_trt_ros.golden/1'
 ARRIVAL = 'input_arrival'
@@ -44,6 +44,12 @@ class OutputSet:
     frames: dict                     # (camera, stamp_ns) -> FrameOutput
     status: str = ''
     diagnostics: dict = dataclasses.field(default_factory=dict)  # status name -> {key: value}
+    labels: dict = dataclasses.field(default_factory=dict)  # detector class_id -> name
+
+    def label(self, class_id):
+        """'4 (Person)' when the name is known, else the class_id."""
+        name = self.labels.get(class_id)
+        return f'{class_id} ({name})' if name else class_id
 
     def cameras(self):
         """Camera namespaces, sorted."""
@@ -66,12 +72,14 @@ def read_output_bag(path):
     from dali_trt_ros.bags.io import custom_data, STATUS_KEY
 
     reader = open_reader(path)
-    frames, diagnostics = {}, {}
+    frames, diagnostics, labels = {}, {}, {}
     try:
         wanted = []
         for connection in reader.connections:
             topic, msgtype = connection.topic, connection.msgtype
-            if ((msgtype == DETECTIONS and _suffix(topic, 'detections') is not None)
+            if ((msgtype == LABEL_INFO and _suffix(topic, 'label_info') is not None
+                 and not topic.endswith('/segmentation/label_info'))
+                    or (msgtype == DETECTIONS and _suffix(topic, 'detections') is not None)
                     or (msgtype == IMAGE and _suffix(topic, 'segmentation') is not None)
                     or (msgtype == HEADER and _suffix(topic, ARRIVAL) is not None)
                     or msgtype == DIAGNOSTICS):
@@ -83,6 +91,9 @@ def read_output_bag(path):
         for connection, timestamp, data in reader.messages(wanted):
             msg = deserialize(connection, data, reader.path, timestamp)
             topic = connection.topic
+            if connection.msgtype == LABEL_INFO:
+                labels.update(messages.label_names(msg))
+                continue
             if connection.msgtype == DIAGNOSTICS:
                 for status in msg.status:
                     diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
@@ -103,7 +114,7 @@ def read_output_bag(path):
         status = custom_data(reader).get(STATUS_KEY, '')
     finally:
         reader.close()
-    return OutputSet(str(path), frames, status, diagnostics)
+    return OutputSet(str(path), frames, status, diagnostics, labels)
 
 
 def _mask_to_text(mask):
@@ -128,7 +139,7 @@ def write_golden(output_set, path, note=''):
                            for label, score, *box in item.detections],
             'mask_png': None if item.mask is None else _mask_to_text(item.mask)})
     document = {'format': GOLDEN_FORMAT, 'source': output_set.source, 'note': note,
-                'frames': frames}
+                'labels': output_set.labels, 'frames': frames}
     pathlib.Path(path).write_text(json.dumps(document, indent=1) + '\n')
     return len(frames)
 
@@ -151,7 +162,7 @@ def read_golden_json(path):
         if entry.get('mask_png'):
             item.mask = _mask_from_text(entry['mask_png'])
         frames[(item.camera, item.stamp_ns)] = item
-    return OutputSet(str(path), frames, 'complete')
+    return OutputSet(str(path), frames, 'complete', labels=dict(document.get('labels') or {}))
 
 
 def read_outputs(path):

@@ -21,7 +21,7 @@ import time
 from dali_trt_ros.bags import messages
 from dali_trt_ros.bags.io import (BagError, BagWriter, camera_namespace, deserialize,
                                   open_reader, output_topic, select_connections)
-from dali_trt_ros.bags.typestore import DETECTIONS, IMAGE
+from dali_trt_ros.bags.typestore import DETECTIONS, IMAGE, LABEL_INFO
 
 LOG = logging.getLogger(__name__)
 DEFAULT_MODELS = ('ssd_mobilenetv2_oidv4', 'selfie_segmentation')
@@ -134,10 +134,16 @@ def build_pipeline(models=DEFAULT_MODELS, batch_size=8, backend='onnxruntime',
 class BagProcessor:
     """Runs one PerceptionPipeline over camera bags, batching frames across time and cameras."""
 
-    def __init__(self, pipeline, batch_size=8, write_masks=True):
+    def __init__(self, pipeline, batch_size=8, write_masks=True, thresholds=None):
         self.pipeline = pipeline
         self.batch_size = max(1, int(batch_size))
         self.write_masks = write_masks
+        # The node's choice: the first detector feeds "detections", the first segmenter
+        # "segmentation"; their LabelInfo is written once per camera, as the node latches it.
+        self.detector = next((m for m in pipeline.models if not m.is_segmentation), None)
+        self.segmenter = next((m for m in pipeline.models if m.is_segmentation), None)
+        self.thresholds = dict(NODE_THRESHOLDS, **(thresholds or {}))
+        self._labelled = set()
 
     def process(self, input_path, output_path, topics=None, storage='mcap', overwrite=False,
                 progress=False):
@@ -224,17 +230,35 @@ class BagProcessor:
             if result.error is not None:
                 stats.failed(topic, msg, result.error)
                 continue
-            detections = next(iter(result.detections.values()), None)
-            segmentation = next(iter(result.segmentations.values()), None)
+            if namespace not in self._labelled:
+                self._write_label_info(sink, namespace, timestamp, msg.header)
+            for name, error in result.model_errors.items():
+                stats.model_failed(topic, msg, name, error)
+            detections = (result.detections.get(self.detector.name) if self.detector
+                          else None)
+            segmentation = (result.segmentations.get(self.segmenter.name) if self.segmenter
+                            else None)
             if segmentation is not None and self.write_masks:
                 mask = messages.image(msg.header, segmentation.label_map, messages.MONO8)
                 sink.write(output_topic(namespace, 'segmentation'), IMAGE, timestamp, mask)
-            sink.write(output_topic(namespace, 'detections'), DETECTIONS, timestamp,
-                       messages.detections(msg.header, detections))
+            if detections is not None:
+                sink.write(output_topic(namespace, 'detections'), DETECTIONS, timestamp,
+                           messages.detections(msg.header, detections))
             stats.processed(topic, msg, detections, segmentation)
         LOG.debug('batch of %d frames done (%d/%d)', len(batch), stats.frames_in, stats.total)
         if bar is not None:
             bar.update(len(batch))
+
+    def _write_label_info(self, sink, namespace, timestamp, head):
+        self._labelled.add(namespace)
+        stamp_only = messages.header(messages.stamp_ns(head), '')
+        for model, topic, threshold in (
+                (self.detector, 'label_info', self.thresholds['score']),
+                (self.segmenter, 'segmentation/label_info', self.thresholds['mask'])):
+            if model is not None:
+                sink.write(output_topic(namespace, topic), LABEL_INFO, timestamp,
+                           messages.label_info(stamp_only, model.description.labels,
+                                               threshold))
 
 
 def _drain(items):
@@ -271,6 +295,8 @@ class _Stats:
     def processed(self, topic, msg, detections, segmentation):
         self.frames_out += 1
         labels = list(detections.labels) if detections is not None else []
+        if detections is None and segmentation is None:
+            self.frames_out -= 1  # every model failed on it: nothing was written
         self.per_class.update(labels)
         foreground = 0.0
         if segmentation is not None:
@@ -280,6 +306,11 @@ class _Stats:
                           'frame_id': msg.header.frame_id, 'status': 'ok',
                           'detections': len(labels), 'labels': ' '.join(labels),
                           'mask_foreground': round(foreground, 6)})
+
+    def model_failed(self, topic, msg, name, error):
+        self.errors[f'{name}.{getattr(error, "reason", "error")}'] += 1
+        LOG.warning('%s frame %d: model %s failed, its output is not written: %s', topic,
+                    messages.stamp_ns(msg.header), name, error)
 
     def failed(self, topic, msg, error):
         self.errors[error.reason] += 1

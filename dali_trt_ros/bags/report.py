@@ -13,6 +13,11 @@ def _fmt(value, digits=3):
     return str(value)
 
 
+def _label(metrics, class_id):
+    name = metrics.get('labels', {}).get(class_id)
+    return f'{class_id} ({name})' if name else class_id
+
+
 def plot_per_class(metrics, path):
     """Plot grouped bars: precision, recall and F1 per class."""
     import matplotlib
@@ -20,11 +25,12 @@ def plot_per_class(metrics, path):
     import matplotlib.pyplot as plt
 
     labels = list(metrics['per_class'])
+    names = [_label(metrics, label) for label in labels]
     fig, axis = plt.subplots(figsize=(max(5, 1.2 * len(labels) + 2), 3.5))
     x = np.arange(len(labels))
     for offset, key in ((-0.27, 'precision'), (0.0, 'recall'), (0.27, 'f1')):
         axis.bar(x + offset, [metrics['per_class'][k][key] for k in labels], 0.26, label=key)
-    axis.set_xticks(x, labels, rotation=20, ha='right')
+    axis.set_xticks(x, names, rotation=20, ha='right')
     axis.set_ylim(0, 1.05)
     axis.set_title(f'Detections vs golden (IoU >= {metrics["iou_threshold"]})')
     axis.legend(loc='lower right')
@@ -87,8 +93,8 @@ def markdown(metrics, failures, tolerances, plots, overlays=()):
     lines += ['', '## Per class', '', '| class | tp | fp | fn | precision | recall | F1 |',
               '|---|---|---|---|---|---|---|']
     for label, c in metrics['per_class'].items():
-        lines.append(f'| {label} | {c["tp"]} | {c["fp"]} | {c["fn"]} | {_fmt(c["precision"])} '
-                     f'| {_fmt(c["recall"])} | {_fmt(c["f1"])} |')
+        lines.append(f'| {_label(metrics, label)} | {c["tp"]} | {c["fp"]} | {c["fn"]} | '
+                     f'{_fmt(c["precision"])} | {_fmt(c["recall"])} | {_fmt(c["f1"])} |')
     lines += ['', '## Per camera', '', '| camera | golden frames | with output | with mask |',
               '|---|---|---|---|']
     for camera, c in metrics['per_camera'].items():
@@ -146,7 +152,8 @@ def render_overlays(input_bag, outputs, folder, count=4):
             rows = item.detections
             found = Detections(np.array([r[2:6] for r in rows], np.float32).reshape(-1, 4),
                                np.array([r[1] for r in rows], np.float32),
-                               np.zeros(len(rows), np.int64), [r[0] for r in rows])
+                               np.array([int(r[0]) if r[0].isdigit() else 0 for r in rows]),
+                               [outputs.labels.get(r[0], r[0]) for r in rows])
             image = draw_detections(rgb, found)
             path = pathlib.Path(folder) / (f'overlay_{key[0].strip("/").replace("/", "_")}_'
                                            f'{key[1]}.png')

@@ -16,6 +16,7 @@ IMAGE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
 DETECTIONS = 'vision_msgs/msg/Detection2DArray'
 DIAGNOSTICS = 'diagnostic_msgs/msg/DiagnosticArray'
+LABEL_INFO = 'vision_msgs/msg/LabelInfo'
 CAMERA_TYPES = (IMAGE, COMPRESSED_IMAGE)
 
 _REPO_MSG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'interfaces' / 'vision_msgs' / 'msg'

@@ -42,17 +42,23 @@ def build_parser():
 
 
 def recorded_topics(args):
-    """[(topic, type name, kind)] with kind 'output' or 'input' (header only)."""
+    """List (topic, type name, kind) to record.
+
+    kind is 'output', 'latched' (transient local), or for an input, the topic its header goes to.
+    """
     from dali_trt_ros.bags.io import camera_namespace, output_topic
     from dali_trt_ros.bags.outputs import ARRIVAL
     from dali_trt_ros.bags.typestore import (COMPRESSED_IMAGE, DETECTIONS, DIAGNOSTICS,
-                                             IMAGE)
+                                             IMAGE, LABEL_INFO)
     topics = []
     for camera in args.cameras:
         namespace = camera_namespace(camera)
         topics.append((output_topic(namespace, 'detections'), DETECTIONS, 'output'))
+        topics.append((output_topic(namespace, 'label_info'), LABEL_INFO, 'latched'))
         if not args.no_masks:
             topics.append((output_topic(namespace, 'segmentation'), IMAGE, 'output'))
+            topics.append((output_topic(namespace, 'segmentation/label_info'), LABEL_INFO,
+                           'latched'))
         if not args.no_inputs:
             kind = COMPRESSED_IMAGE if camera.endswith('/compressed') else IMAGE
             topics.append((camera, kind, output_topic(namespace, ARRIVAL)))
@@ -72,19 +78,22 @@ class Recorder:
     """Raw subscriptions that write each message with its arrival time."""
 
     def __init__(self, node, writer, topics):
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
         from dali_trt_ros.nodes.message_types import message_class
         self.node, self.writer = node, writer
         self.last_arrival = 0.0
         self.received = 0
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.subscriptions = []
         for topic, type_name, kind in topics:
             callback = self._writer_for(topic, type_name, kind)
             self.subscriptions.append(node.create_subscription(
-                message_class(type_name), topic, callback, qos, raw=True))
-        self.output_topics = [t for t, _, kind in topics if kind == 'output']
+                message_class(type_name), topic, callback,
+                latched if kind == 'latched' else qos, raw=True))
+        self.output_topics = [t for t, _, kind in topics if kind in ('output', 'latched')]
 
     def _writer_for(self, topic, type_name, kind):
         from dali_trt_ros.bags.cdr import header_prefix
@@ -95,7 +104,7 @@ class Recorder:
             self.received += 1
             if topic != '/diagnostics':  # periodic: not a sign that frames are still coming
                 self.last_arrival = time.monotonic()
-            if kind == 'output':
+            if kind in ('output', 'latched'):
                 self.writer.write_raw(topic, type_name, arrival, data)
             else:  # an input frame: keep its header only (the frame itself is in the input bag)
                 self.writer.write_raw(kind, HEADER, arrival, header_prefix(data))
