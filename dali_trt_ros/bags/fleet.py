@@ -64,6 +64,16 @@ class Job:
     overwrite: bool = False
     write_masks: bool = True
     thresholds: dict = None
+    precision: str = 'fp32'
+    postprocess: str = 'auto'
+
+    def pipeline(self):
+        """Build this job's PerceptionPipeline."""
+        from dali_trt_ros.bags.process import build_pipeline
+
+        return build_pipeline(self.models, self.batch_size, self.backend, self.providers,
+                              self.device, self.device_id, self.thresholds, self.precision,
+                              self.postprocess)
 
 
 def check_job(job):
@@ -79,10 +89,9 @@ def check_job(job):
 
 def process_job(job, progress=False):
     """Process one bag in this process and return its summary; errors propagate."""
-    from dali_trt_ros.bags.process import BagProcessor, build_pipeline
+    from dali_trt_ros.bags.process import BagProcessor
 
-    pipeline = build_pipeline(job.models, job.batch_size, job.backend, job.providers,
-                              job.device, job.device_id, job.thresholds)
+    pipeline = job.pipeline()
     try:
         return BagProcessor(pipeline, job.batch_size, job.write_masks, job.thresholds).process(
             job.input, job.output, topics=list(job.topics) if job.topics else None,

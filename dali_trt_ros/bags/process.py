@@ -116,13 +116,15 @@ NODE_THRESHOLDS = {'score': 0.4, 'nms_iou': 0.5, 'mask': 0.5}
 
 
 def build_pipeline(models=DEFAULT_MODELS, batch_size=8, backend='onnxruntime',
-                   providers=('cpu',), device='auto', device_id=0, thresholds=None):
+                   providers=('cpu',), device='auto', device_id=0, thresholds=None,
+                   precision='fp32', postprocess='auto'):
     """Build the node's PerceptionPipeline for offline use, `batch_size` frames a call."""
     from dali_trt_ros.perception import PerceptionPipeline
 
     pipeline = PerceptionPipeline.from_models(
         list(models), backend=backend, providers=tuple(providers), device=device,
-        device_id=device_id, max_batch=max(1, int(batch_size)))
+        device_id=device_id, max_batch=max(1, int(batch_size)), precision=precision,
+        postprocess=postprocess)
     try:
         pipeline.set_thresholds(**dict(NODE_THRESHOLDS, **(thresholds or {})))
     except Exception:

@@ -22,12 +22,27 @@ ENCODINGS = ('rgb8', 'bgr8', 'jpeg')
 DEFAULT_START_NS = 1_763_985_600_000_000_000
 
 
-def load_photo(name):
-    """RGB uint8 photo from scikit-image by name ('motorcycle' is the stereo pair's left view)."""
-    from skimage import data
+# The files behind the photos in skimage/data, for machines without scikit-image
+# (copy them into a folder and pass photo_folder).
+PHOTO_FILES = {'astronaut': 'astronaut.png', 'chelsea': 'chelsea.png', 'coffee': 'coffee.png',
+               'motorcycle': 'motorcycle_left.png', 'rocket': 'rocket.jpg'}
 
+
+def load_photo(name, photo_folder=None):
+    """RGB uint8 photo by name ('motorcycle' is the stereo pair's left view).
+
+    From scikit-image, or from ``photo_folder`` holding the files of PHOTO_FILES.
+    """
     if name not in PHOTOS:
         raise ConfigError(f'photo {name!r}: choose from {", ".join(PHOTOS)}')
+    if photo_folder is not None:
+        path = f'{photo_folder}/{PHOTO_FILES[name]}'
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if bgr is None:
+            raise ConfigError(f'photo {path} cannot be read')
+        return bgr[:, :, ::-1]
+    from skimage import data
+
     if name == 'motorcycle':
         return data.stereo_motorcycle()[0]
     return getattr(data, name)()
@@ -107,7 +122,8 @@ def view(photo, progress, width, height, direction):
                           borderMode=cv2.BORDER_REFLECT)
 
 
-def camera_messages(camera, photos, seconds_per_photo, rate_hz, start_ns, camera_index):
+def camera_messages(camera, photos, seconds_per_photo, rate_hz, start_ns, camera_index,
+                    photo_folder=None):
     """Yield (stamp_ns, message) for one camera, in time order."""
     frames_per_photo = max(1, int(round(seconds_per_photo * rate_hz)))
     period_ns = int(round(1e9 / rate_hz))
@@ -115,7 +131,7 @@ def camera_messages(camera, photos, seconds_per_photo, rate_hz, start_ns, camera
     offset_ns = camera_index * 3_000_000
     index = 0
     for photo_index, name in enumerate(photos):
-        photo = load_photo(name)
+        photo = load_photo(name, photo_folder)
         direction = 1 if (photo_index + camera_index) % 2 == 0 else -1
         for k in range(frames_per_photo):
             rgb = view(photo, k / max(1, frames_per_photo - 1), camera.width, camera.height,
@@ -135,7 +151,7 @@ def camera_messages(camera, photos, seconds_per_photo, rate_hz, start_ns, camera
 
 
 def make_bag(path, cameras=DEFAULT_CAMERAS, photos=PHOTOS, seconds_per_photo=2.0, rate_hz=30.0,
-             storage='mcap', start_ns=DEFAULT_START_NS, overwrite=False):
+             storage='mcap', start_ns=DEFAULT_START_NS, overwrite=False, photo_folder=None):
     """Write the sequence to a rosbag2 folder; return {topic: message count}.
 
     Log times equal header stamps (as a recorder next to the camera would give, minus transport).
@@ -148,7 +164,7 @@ def make_bag(path, cameras=DEFAULT_CAMERAS, photos=PHOTOS, seconds_per_photo=2.0
         raise ConfigError('photos: at least one photo is needed')
     if not 0.1 <= rate_hz <= 1000:
         raise ConfigError(f'rate {rate_hz} Hz is outside 0.1..1000')
-    streams = [camera_messages(c, photos, seconds_per_photo, rate_hz, start_ns, i)
+    streams = [camera_messages(c, photos, seconds_per_photo, rate_hz, start_ns, i, photo_folder)
                for i, c in enumerate(specs)]
     writer = BagWriter(path, storage=storage, overwrite=overwrite)
     complete = False

@@ -44,6 +44,11 @@ def build_parser():
     parser.add_argument('--device', choices=('auto', 'gpu', 'cpu'), default='auto',
                         help='preprocessing device (default auto)')
     parser.add_argument('--device-id', type=int, default=0)
+    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
+                        help='model weights (fp16: the FP16 ONNX variant)')
+    parser.add_argument('--postprocess', choices=('auto', 'host', 'device'), default='auto',
+                        help='decode masks/scores in the model graph (device) or on the host; '
+                             'auto: device when the models run on a GPU')
     parser.add_argument('--score-threshold', type=float, default=NODE_THRESHOLDS['score'])
     parser.add_argument('--nms-iou-threshold', type=float, default=NODE_THRESHOLDS['nms_iou'])
     parser.add_argument('--mask-threshold', type=float, default=NODE_THRESHOLDS['mask'])
@@ -73,7 +78,8 @@ def make_jobs(args):
     jobs = [Job(str(bag), str(args.output or output_for(bag, args.output_prefix)),
                 tuple(args.models), args.batch, args.backend, tuple(args.providers),
                 args.device, args.device_id, args.topics, args.storage, args.overwrite,
-                not args.no_masks, thresholds) for bag in bags]
+                not args.no_masks, thresholds, args.precision, args.postprocess)
+            for bag in bags]
     for job in jobs:
         check_job(job)  # every input is readable and has its topics before any work starts
     return jobs
