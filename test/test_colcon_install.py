@@ -4,6 +4,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -53,6 +54,16 @@ def test_console_scripts_run_from_install(install):
     for name in ('perception_node', 'build_engine', 'prepare_models', 'bench_preprocess', 'demo',
                  'soak'):
         assert os.access(scripts / name, os.X_OK), name
+    # The bag tools run from the install (vision_msgs definitions found through the prefix).
+    for name in ('make_bag', 'play_bag', 'record_outputs', 'process_bag', 'evaluate_bag'):
+        result = subprocess.run([str(scripts / name), '--help'], env=env, cwd='/',
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and 'usage:' in result.stdout, (name, result.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run([str(scripts / 'make_bag'), f'{folder}/bag', '--sample'],
+                                env=env, cwd='/', capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert '/cam_left/image_raw/compressed: 45 messages' in result.stdout
     # The installed node starts, validates its parameters and names the bad one.
     result = subprocess.run([str(scripts / 'perception_node'), '--ros-args', '-p',
                              'input_transport:=bogus'], env=env, cwd='/', capture_output=True,
