@@ -124,7 +124,8 @@ def summarize(recording, metrics, report_dir, bag):
             print(f'{name}: frames in {values["frames_received"]}, out '
                   f'{values.get("frames_processed", "?")}, dropped '
                   f'{values.get("frames_dropped", "?")}, failed '
-                  f'{values.get("frames_failed", "?")}')
+                  f'{values.get("frames_failed", "?")}, lost in transport '
+                  f'{values.get("frames_lost_in_transport", "?")}')
     per_class = collections.Counter()
     fractions = collections.defaultdict(list)
     for (camera, _), frame in live.frames.items():

@@ -4,7 +4,8 @@ For each camera input topic (<ns>/image_raw or <ns>/image_raw/compressed) it rec
 <ns>/detections, <ns>/segmentation and /diagnostics as they arrive (serialized, not decoded),
 and the header of every input frame as <ns>/input_arrival (std_msgs/Header), so evaluate_bag can
 measure latency: output arrival minus input arrival, both on this recorder's clock. Stops on
-Ctrl-C/SIGTERM (after draining what already arrived) or after --duration; the bag is complete.
+Ctrl-C/SIGTERM or after --duration, after draining what already arrived (and one /diagnostics
+message newer than the last frame, so the counters at the end are in); the bag is complete.
 """
 
 import argparse
@@ -83,6 +84,7 @@ class Recorder:
         from dali_trt_ros.nodes.message_types import message_class
         self.node, self.writer = node, writer
         self.last_arrival = 0.0
+        self.last_diagnostics = None  # None: /diagnostics is not recorded (or never came)
         self.received = 0
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -102,7 +104,9 @@ class Recorder:
         def write(data):
             arrival = time.time_ns()
             self.received += 1
-            if topic != '/diagnostics':  # periodic: not a sign that frames are still coming
+            if topic == '/diagnostics':  # periodic: not a sign that frames are still coming
+                self.last_diagnostics = time.monotonic()
+            else:
                 self.last_arrival = time.monotonic()
             if kind in ('output', 'latched'):
                 self.writer.write_raw(topic, type_name, arrival, data)
@@ -149,10 +153,15 @@ def main(argv=None):
             if args.duration and waited >= args.duration:
                 break
         # Drain what the graph already sent (still in the DDS queues): until frames stop
-        # arriving for 0.5 s, at most DRAIN_LIMIT_S.
+        # arriving for 0.5 s and a /diagnostics message newer than the last frame (the counters
+        # at the end) is in, at most DRAIN_LIMIT_S.
         drain_start = time.monotonic()
-        while (time.monotonic() - max(recorder.last_arrival, drain_start) < 0.5
-               and time.monotonic() - drain_start < DRAIN_LIMIT_S):
+        while time.monotonic() - drain_start < DRAIN_LIMIT_S:
+            quiet = time.monotonic() - max(recorder.last_arrival, drain_start) >= 0.5
+            counted = (recorder.last_diagnostics is None
+                       or recorder.last_diagnostics > recorder.last_arrival)
+            if quiet and counted:
+                break
             rclpy.spin_once(node, timeout_sec=0.05)
         complete, reason = True, ''
     except ValueError as error:
