@@ -1,4 +1,4 @@
-"""Message classes from ROS type names ('sensor_msgs/msg/Image') for raw publishers."""
+"""Helpers of the ROS tools: message classes from type names, rcl's share of argv."""
 
 import importlib
 
@@ -14,3 +14,11 @@ def message_class(type_name):
         raise ValueError(f'type {type_name} is not available to rclpy here; install the '
                          f'{parts[0]} package (ros-$ROS_DISTRO-{parts[0].replace("_", "-")})'
                          ) from None
+
+
+def split_ros_args(argv):
+    """Split a tool's arguments: (its own, ['prog', '--ros-args', ...] for rclpy.init)."""
+    if '--ros-args' not in argv:
+        return list(argv), ['tool']
+    index = argv.index('--ros-args')
+    return list(argv[:index]), ['tool', *argv[index:]]

@@ -48,7 +48,7 @@ class Step:
                 print(f'  [{self.name}] {line}', end='', flush=True)
 
     def wait_for(self, needle, timeout):
-        """True once a line contains `needle`; False on timeout or if the process ended."""
+        """Wait until a line contains `needle`; False on timeout or if the process ended."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(needle in line for line in self.lines):

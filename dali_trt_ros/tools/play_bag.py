@@ -13,13 +13,15 @@ import time
 
 from dali_trt_ros.errors import PerceptionError
 
+ACK_WAIT_S = 5.0
+
 
 def build_parser():
     """Command-line interface of play_bag."""
     parser = argparse.ArgumentParser(
         prog='play_bag', description=__doc__.split('\n\n')[0].split(': ', 1)[1],
-        epilog='vehicle equivalent: ros2 bag play BAG --rate R --remap FROM:=TO [--loop] '
-               '[--clock 100]')
+        epilog='ROS arguments go after --ros-args. Vehicle equivalent: ros2 bag play BAG '
+               '--rate R --remap FROM:=TO [--loop] [--clock 100]')
     parser.add_argument('bag', help='rosbag2 folder (mcap or sqlite3)')
     parser.add_argument('--topics', nargs='+', help='topics to play (default: all)')
     parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
@@ -93,6 +95,14 @@ class Player:
         self.remaps = remaps
         self.stopped = False
 
+    def wait_for_acks(self, seconds):
+        """Let reliable subscribers acknowledge what was sent before the publishers go away."""
+        if self.args.qos != 'reliable':
+            return
+        from rclpy.duration import Duration
+        for publisher in self.publishers.values():
+            publisher.wait_for_all_acked(Duration(seconds=seconds))
+
     def _on_ack(self, data):
         from dali_trt_ros.bags.cdr import header_stamp_ns
         self.answered.add(header_stamp_ns(data))
@@ -146,6 +156,7 @@ class Player:
 
         from dali_trt_ros.bags.cdr import header_stamp_ns
         bag_start, wall_start, published = None, time.monotonic(), 0
+        self.answered.clear()  # a --loop replays the same stamps: wait for fresh answers
         for connection, timestamp, data in self.reader.messages(self.connections):
             if self.stopped:
                 break
@@ -173,6 +184,8 @@ class Player:
 
 def main(argv=None):
     """Play the bag; exit 0 when done, 2 on a bad bag or argument, 130 on Ctrl-C."""
+    from dali_trt_ros.nodes.message_types import split_ros_args
+    argv, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from dali_trt_ros.bags.io import BagError, open_reader, select_connections
     try:
@@ -185,7 +198,8 @@ def main(argv=None):
         return 2
     import rclpy
     from rclpy.signals import SignalHandlerOptions
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    # Only what follows --ros-args goes to rcl (it reads FROM:=TO elsewhere as remap rules).
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('play_bag')
     player = None
     interrupted = False
@@ -209,6 +223,7 @@ def main(argv=None):
             if not args.loop or player.stopped:
                 break
         elapsed = time.monotonic() - started
+        player.wait_for_acks(ACK_WAIT_S)
     except (ValueError, PerceptionError, BagError) as error:
         print(f'play_bag: {error}', file=sys.stderr)
         return 2

@@ -22,8 +22,8 @@ def build_parser():
     """Command-line interface of record_outputs."""
     parser = argparse.ArgumentParser(
         prog='record_outputs', description=__doc__.split('\n\n')[0].split(': ', 1)[1],
-        epilog='vehicle equivalent: ros2 bag record -o OUT /cam_front/detections '
-               '/cam_front/segmentation /diagnostics')
+        epilog='ROS arguments go after --ros-args. Vehicle equivalent: ros2 bag record -o OUT '
+               '/cam_front/detections /cam_front/segmentation /diagnostics')
     parser.add_argument('-o', '--output', required=True, help='rosbag2 folder to create')
     parser.add_argument('--cameras', nargs='+', default=[], metavar='INPUT_TOPIC',
                         help='camera input topics, e.g. /cam_front/image_raw')
@@ -121,6 +121,8 @@ class Recorder:
 
 def main(argv=None):
     """Record until Ctrl-C/SIGTERM or --duration; exit 2 on bad arguments."""
+    from dali_trt_ros.nodes.message_types import split_ros_args
+    argv, ros_args = split_ros_args(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from dali_trt_ros.bags.io import BagWriter
     try:
@@ -131,7 +133,8 @@ def main(argv=None):
         return 2
     import rclpy
     from rclpy.signals import SignalHandlerOptions
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    # Only what follows --ros-args goes to rcl (it reads FROM:=TO elsewhere as remap rules).
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node('record_outputs')
     stopping = []
     signal.signal(signal.SIGINT, lambda *_: stopping.append('signal'))
