@@ -87,7 +87,8 @@ def live_recording(sample):
         recorder = Tool('dali_trt_ros.tools.record_outputs', '-o', output, '--cameras',
                         '/cam_front/image_raw', '/cam_left/image_raw/compressed')
         assert recorder.wait_for_line('recording 11 topics', STARTUP_TIMEOUT), recorder.lines
-        player = Tool('dali_trt_ros.tools.play_bag', sample, '--lockstep', '--ack-timeout', 20)
+        player = Tool('dali_trt_ros.tools.play_bag', sample, '--lockstep', '--ack-timeout', 20,
+                      '--subscribers', 2)  # the node and the recorder, both matched
         code, out = player.finish(timeout=180)
         assert code == 0, out
         assert 'published 90 messages' in out and 'unanswered frames 0' in out, out

@@ -101,7 +101,9 @@ def live_replay(bag, recording, models, timeout):
             '/cam_front/image_raw', '/cam_left/image_raw/compressed'])
         if not recorder.wait_for('recording', timeout):
             raise RuntimeError(f'record_outputs did not start:\n{recorder.output()}')
-        player = Step('play_bag', ['dali_trt_ros.tools.play_bag', bag], echo=True)
+        # Two subscribers per camera topic: the node and the recorder's arrival log.
+        player = Step('play_bag', ['dali_trt_ros.tools.play_bag', bag, '--subscribers', '2'],
+                      echo=True)
         if player.finish(timeout + 600) != 0:
             raise RuntimeError(f'play_bag failed:\n{player.output()}')
         if recorder.finish(60, interrupt=True) != 0:

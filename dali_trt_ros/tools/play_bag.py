@@ -42,8 +42,12 @@ def build_parser():
     parser.add_argument('--qos', choices=('reliable', 'best_effort'), default='reliable')
     parser.add_argument('--qos-depth', type=int, default=10)
     parser.add_argument('--wait-for-subscribers', type=float, default=30.0, metavar='S',
-                        help='wait up to S seconds until every topic has a subscriber, so the '
-                             'first frames are not lost to discovery (0: do not wait)')
+                        help='wait up to S seconds until every topic has --subscribers '
+                             'subscribers, so the first frames are not lost to discovery '
+                             '(0: do not wait)')
+    parser.add_argument('--subscribers', type=int, default=1, metavar='N',
+                        help='subscribers to wait for per topic, e.g. 2 for the node and '
+                             'record_outputs (default 1)')
     return parser
 
 
@@ -112,7 +116,8 @@ class Player:
         import rclpy
 
         def ready():
-            return (all(p.get_subscription_count() > 0 for p in self.publishers.values())
+            return (all(p.get_subscription_count() >= self.args.subscribers
+                        for p in self.publishers.values())
                     and all(self.node.count_publishers(t) > 0
                             for t in set(self.ack_topic_of.values())))
         deadline = time.monotonic() + timeout
