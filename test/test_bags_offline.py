@@ -288,3 +288,25 @@ def test_ray_runs_one_task_per_bag_on_a_local_instance(sample, tmp_path):
         metrics, _ = evaluate(golden, read_outputs(summary['output']), 0.9)
         assert metrics['f1'] == 1.0  # detector only: masks absent, detections identical
         assert metrics['mask_iou'] is None
+
+
+def test_a_corrupt_message_mid_bag_leaves_an_output_marked_partial(sample, tmp_path, capsys):
+    from dali_trt_ros.bags.io import BagWriter
+
+    # The sample's first 20 messages, then one whose bytes are not a CDR Image.
+    damaged = tmp_path / 'damaged'
+    writer = BagWriter(damaged)
+    for topic, msgtype, timestamp, data in _messages(sample)[:20]:
+        writer.write_raw(topic, msgtype, timestamp, data)
+    writer.write_raw('/cam_front/image_raw', 'sensor_msgs/msg/Image', timestamp + 1,
+                     b'\x00\x01\x00\x00garbage')
+    writer.finish()
+    output = tmp_path / 'out'
+    code = process_bag.main([str(damaged), '-o', str(output), '--no-progress', '--batch', '4'])
+    _assert_clean_failure(code, capsys.readouterr().err, str(damaged), '/cam_front/image_raw',
+                          'cannot be deserialized')
+    status, reason = bag_status(output)
+    assert status == 'partial' and '/cam_front/image_raw' in reason
+    summary = json.loads(summary_path(output).read_text())
+    assert summary['complete'] is False and summary['frames_out'] == 20
+    assert len(read_outputs(output).frames) == 20  # what was done before it is readable
