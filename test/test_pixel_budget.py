@@ -168,8 +168,11 @@ from dali_trt_ros.preprocess import (DaliPreprocessor, EncodedFrame, InputSpec, 
 from dali_trt_ros.tools import hostile_frames
 
 spec = PreprocessSpec((InputSpec('det', 300, 300),))
+photo = np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8)
 bombs = {'jpeg': hostile_frames.jpeg_bomb(), 'png_1bit': hostile_frames.png_bomb_1bit(),
-         'png_gray8': hostile_frames.png_bomb_gray8()}
+         'png_gray8': hostile_frames.png_bomb_gray8(),
+         'png_chunk_2gb': hostile_frames.png_with_huge_chunk(photo),
+         'jpeg_segment_overrun': hostile_frames.jpeg_with_huge_segment(photo)}
 good = EncodedFrame(hostile_frames.small_jpeg(np.full((480, 640, 3), 90, np.uint8)))
 report = {}
 for name, preprocessor in (('opencv', OpenCVPreprocessor(spec)),
@@ -190,16 +193,22 @@ print(json.dumps(report))
 
 
 def test_bombs_cost_no_time_and_no_memory_on_both_paths():
-    """Each bomb refused in < 0.5 s with < 100 MB peak RSS growth; the next frame is fine."""
+    """Each bomb refused in < 0.5 s with < 100 MB peak RSS growth; the next frame is fine.
+
+    Before the checks: the 16384x16384 bombs took 1.9-4.5 s and +1.8 GB (OpenCV), 1.9-2.4 s
+    and +0.56 GB (DALI CPU); the PNG whose chunk claims 2 GB took 1.1 s and +2 GB (OpenCV).
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(HERE), os.environ.get('PYTHONPATH', '')]))
     out = subprocess.run([sys.executable, '-c', MEASURE, HERE], capture_output=True, text=True,
                          timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(report) == 6
+    assert len(report) == 10
     for case, figures in report.items():
-        assert figures['error'] == 'ImageTooLargeError', (case, figures)
+        expected = 'CorruptImageError' if ('chunk' in case or 'segment' in case) \
+            else 'ImageTooLargeError'
+        assert figures['error'] == expected, (case, figures)
         assert figures['seconds'] < 0.5, (case, figures)
         assert figures['peak_growth_mb'] < 100, (case, figures)
         assert figures['next_frame_ok'], (case, figures)

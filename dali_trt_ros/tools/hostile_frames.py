@@ -98,3 +98,17 @@ def pillow_png(rgb, mode):
     stream = io.BytesIO()
     Image.fromarray(rgb).convert(mode).save(stream, 'PNG')
     return stream.getvalue()
+
+
+def png_with_huge_chunk(rgb):
+    """Return a PNG of ``rgb`` whose second chunk declares ~2 GB (OpenCV allocated it all)."""
+    png = bytearray(pillow_png(rgb, 'RGB'))
+    png[33:35] = b'\x7f\xff'  # high bytes of the length of the chunk after IHDR
+    return bytes(png)
+
+
+def jpeg_with_huge_segment(rgb):
+    """Return a JPEG of ``rgb`` whose first segment after SOI declares more than the file."""
+    jpeg = bytearray(small_jpeg(rgb))
+    jpeg[4:6] = b'\xff\xf0'
+    return bytes(jpeg)
