@@ -13,6 +13,7 @@ during the window, is passed on to the real stderr unchanged.
 Outside decode windows fd 2 is untouched, so a crash elsewhere still reaches the terminal.
 """
 
+import atexit
 import collections
 import contextlib
 import logging
@@ -69,7 +70,7 @@ class CodecMessageRouter:
         self._forward_fd = os.dup(2)
         # Logging happens on its own thread: a handler writing to fd 2 while a window is open
         # writes into the pipe, and only a reader that never blocks on it keeps it drained.
-        self._log_queue = queue.SimpleQueue()
+        self._log_queue = queue.Queue()
         for target, name in ((self._read_loop, 'codec_messages'),
                              (self._log_loop, 'codec_messages_log')):
             threading.Thread(target=target, name=name, daemon=True).start()
@@ -135,8 +136,20 @@ class CodecMessageRouter:
     def _log_loop(self):
         while True:
             library, text, more = self._log_queue.get()
-            self.logger.warning('%s: %s%s (codec warning: the image is damaged and may decode '
-                                'with grey or repeated blocks)', library, text, more)
+            try:
+                self.logger.warning('%s: %s%s (codec warning: the image is damaged and may '
+                                    'decode with grey or repeated blocks)', library, text, more)
+            finally:
+                self._log_queue.task_done()
+
+    def flush(self, timeout=1.0):
+        """Wait (up to ``timeout``) until every codec line read so far has been logged."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            unread = select.select([self._read_fd], [], [], 0)[0]
+            if not unread and not self._log_queue.unfinished_tasks:
+                return
+            time.sleep(0.005)
 
 
 _ROUTER = None
@@ -149,6 +162,7 @@ def router():
     with _ROUTER_LOCK:
         if _ROUTER is None:
             _ROUTER = CodecMessageRouter()
+            atexit.register(_ROUTER.flush)  # the log thread is a daemon: finish its lines
         return _ROUTER
 
 
