@@ -141,7 +141,8 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
     major_minor = tuple(int(p) for p in version.split('.')[:2])
     state = types.SimpleNamespace(calls=[], loggers=[], logger_warnings=[], builders=0,
                                   inspector_calls=0, calibration_rows=[], cuda=cuda,
-                                  timing_cache_loaded=[], executions=[])
+                                  timing_cache_loaded=[], timing_cache_rejected=[],
+                                  executions=[])
     trt.state = state
 
     def record(*call):
@@ -443,8 +444,20 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
             if config.timing_cache is None:
                 emit(self.logger, Severity.INFO, 'no timing cache set')
             else:
-                state.timing_cache_loaded.append(list(config.timing_cache.entries))
-                config.timing_cache.entries.append(network.model_path)
+                entries = config.timing_cache.entries
+                precision = 'int8' if config.get_flag(trt.BuilderFlag.INT8) else \
+                    'fp16' if config.get_flag(trt.BuilderFlag.FP16) else 'fp32'
+                graph = f'{network.model_path}:{precision}'
+                if any(entry != graph for entry in entries):
+                    # What TensorRT 8.6 did on the H100 with a cache of another network's
+                    # Myelin graphs: two errors, and the build goes on without the cache.
+                    state.timing_cache_rejected.append(list(entries))
+                    emit(self.logger, Severity.ERROR, '1: [myelinCache.h::deserializeFromBuffer'
+                         '::52] Error Code 1: Myelin (Myelin error from unknown graph)')
+                    emit(self.logger, Severity.ERROR, '4: The timing cache will not be used!')
+                else:
+                    state.timing_cache_loaded.append(list(entries))
+                    entries.append(graph)
             device = 'gpu'
             if config.default_device_type == trt.DeviceType.DLA:
                 device = 'dla'

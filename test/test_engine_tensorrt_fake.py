@@ -266,7 +266,7 @@ def test_run_sets_the_device_on_the_calling_thread(fake, model, tmp_path):
 
 
 def test_changed_key_rebuilds_and_timing_cache_is_reused(fake, model, tmp_path):
-    """Defect 7 (key) and deliverable 4 (timing cache reused between builds)."""
+    """Defect 7 (key) and deliverable 4 (timing cache reused between builds of one model)."""
     trt, _ = fake()
     load_engine(trt_config(model, tmp_path)).close()
     load_engine(trt_config(model, tmp_path, workspace_mib=64)).close()
@@ -275,8 +275,56 @@ def test_changed_key_rebuilds_and_timing_cache_is_reused(fake, model, tmp_path):
     assert trt.state.builders == 4
     # Every build after the first started from the timings of the ones before.
     assert [len(entries) for entries in trt.state.timing_cache_loaded] == [0, 1, 2, 3]
+    assert trt.state.timing_cache_rejected == []
     timing = [name for name in os.listdir(tmp_path / 'engines') if name.startswith('timing.')]
-    assert timing == ['timing.8.6.1_Fake_GPU.cache']
+    assert len(timing) == 1 and timing[0].endswith('.fp32.gpu.8.6.1_Fake_GPU.cache')
+
+
+def test_timing_cache_is_per_model_and_precision(fake, tmp_path, caplog):
+    """GPU run 1: one cache shared by all models was rejected by TensorRT 8.6 on every build
+    after the first (Myelin graphs of another network), with two ERROR lines each time.
+
+    Each model and precision now has its own cache, so no build is given another network's
+    cache, nothing is logged at ERROR, and a rebuild of the same model reuses its timings.
+    """
+    trt, _ = fake()
+    first = write_conv_relu_model(tmp_path / 'first.onnx')[0]
+    second = write_conv_relu_model(tmp_path / 'second.onnx', seed=1)[0]
+    with caplog.at_level(logging.INFO, logger='dali_trt_ros'):
+        for path, precision in ((first, 'fp32'), (first, 'fp16'), (second, 'fp32')):
+            load_engine(trt_config(path, tmp_path, precision=precision)).close()
+        load_engine(trt_config(first, tmp_path, workspace_mib=64)).close()
+    assert trt.state.timing_cache_rejected == []
+    assert [len(entries) for entries in trt.state.timing_cache_loaded] == [0, 0, 0, 1]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    timing = [n for n in os.listdir(tmp_path / 'engines') if n.startswith('timing.')]
+    assert len(timing) == 3
+
+
+def test_a_rejected_timing_cache_is_a_warning_and_is_replaced(fake, tmp_path, caplog):
+    """A timing cache TensorRT refuses (here: one shared file set by ``timing_cache``) costs a
+    warning, never an ERROR line of ours; the file is deleted so the next build starts afresh
+    and then reuses its own timings."""
+    trt, _ = fake()
+    shared = str(tmp_path / 'shared.cache')
+    first = write_conv_relu_model(tmp_path / 'first.onnx')[0]
+    second = write_conv_relu_model(tmp_path / 'second.onnx', seed=1)[0]
+    with caplog.at_level(logging.INFO, logger='dali_trt_ros'):
+        load_engine(trt_config(first, tmp_path, timing_cache=shared)).close()
+        load_engine(trt_config(second, tmp_path, timing_cache=shared)).close()
+        assert len(trt.state.timing_cache_rejected) == 1
+        assert not os.path.exists(shared)
+        load_engine(trt_config(second, tmp_path, timing_cache=shared,
+                               workspace_mib=64)).close()
+        load_engine(trt_config(second, tmp_path, timing_cache=shared,
+                               workspace_mib=32)).close()
+    assert len(trt.state.timing_cache_rejected) == 1
+    assert [len(entries) for entries in trt.state.timing_cache_loaded] == [0, 0, 1]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    handled = [r.getMessage() for r in caplog.records if 'handled' in r.getMessage()]
+    assert len(handled) == 2 and all(r.startswith('TensorRT: ') for r in handled)
+    record = json.load(open(tmp_path / 'engines' / 'second.fp32.gpu.engine.json'))
+    assert any('timing cache' in note and '(reused)' in note for note in record['notes'])
 
 
 def test_builder_settings_reach_tensorrt(fake, model, tmp_path, monkeypatch):

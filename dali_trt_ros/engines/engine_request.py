@@ -57,15 +57,21 @@ def engine_cache_dir(config):
     return os.path.expanduser(config.engine_cache_dir or DEFAULT_CACHE_DIR)
 
 
-def default_timing_cache_path(cache_dir, facts):
-    """Return the timing cache shared by every build for this TensorRT version and GPU model.
+def default_timing_cache_path(cache_dir, facts, model_sha256, precision, dla_core):
+    """Return the timing cache of one model, precision and target on this TensorRT and GPU.
 
-    Tactic timings only hold for the GPU and TensorRT version they were measured on, so the name
-    carries both; builds of other models and precisions reuse it (that is what makes the second
-    and later builds faster).
+    Tactic timings only hold for the GPU and TensorRT version they were measured on, and
+    TensorRT 8.6 refuses a cache that holds Myelin graphs of another network (measured on the
+    H100: every build after the first logged "Myelin error from unknown graph" and "The timing
+    cache will not be used!" when one cache was shared by all models). So the name carries the
+    model's hash, the precision and the target as well: a rebuild of the same model (changed
+    workspace, tactic sources, optimization level, a new TensorRT patch on the same GPU is a new
+    file) starts from its own earlier timings.
     """
+    target = 'gpu' if dla_core is None else f'dla{dla_core}'
     label = re.sub(r'[^A-Za-z0-9.]+', '_', f'{facts.tensorrt_version}-{facts.device_name}')
-    return os.path.join(cache_dir, f'timing.{label.strip("_")}.cache')
+    return os.path.join(cache_dir, f'timing.{model_sha256[:16]}.{precision}.{target}.'
+                                   f'{label.strip("_")}.cache')
 
 
 def resolve_engine(config, facts, model_inputs=None):
@@ -85,5 +91,5 @@ def resolve_engine(config, facts, model_inputs=None):
     return EngineRequest(plan=plan, key=key, engine_path=engine_path, cache_dir=cache_dir,
                          decision=check_cached_engine(engine_path, key),
                          timing_cache_path=config.timing_cache or default_timing_cache_path(
-                             cache_dir, facts),
+                             cache_dir, facts, key.model_sha256, plan.precision, plan.dla_core),
                          calibration_sha256=data_sha256)

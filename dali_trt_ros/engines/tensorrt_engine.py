@@ -55,6 +55,11 @@ _LEVEL_OF_SEVERITY = {'INTERNAL_ERROR': logging.CRITICAL, 'ERROR': logging.ERROR
                       'VERBOSE': VERBOSE_LEVEL}
 _logger = None
 _logger_lock = threading.Lock()
+# Messages TensorRT logs as errors for a condition this module handles itself: a timing cache it
+# cannot use (8.6 with Myelin graphs of another network). They are logged as warnings and
+# counted, and the build discards that cache (see _save_timing_cache).
+TIMING_CACHE_REJECTED = ('The timing cache will not be used',
+                         'myelinCache.h::deserializeFromBuffer')
 
 
 def tensorrt_logger(trt=None):
@@ -76,6 +81,7 @@ def _make_logger(trt):
         def __init__(self):
             trt.ILogger.__init__(self)
             self.forwarded = {}
+            self.timing_cache_rejections = 0
             self.refresh_levels()
 
         def refresh_levels(self):
@@ -88,7 +94,13 @@ def _make_logger(trt):
 
         def log(self, severity, message):
             level = self.forwarded.get(severity)
-            if level is not None:
+            if severity == trt.ILogger.Severity.ERROR and \
+                    any(text in message for text in TIMING_CACHE_REJECTED):
+                # Counted whatever the level: the build reads the count.
+                self.timing_cache_rejections += 1
+                LOG.warning('TensorRT: %s (handled: this build runs without the stored timing '
+                            'cache, which is then deleted)', message)
+            elif level is not None:
                 LOG.log(level, 'TensorRT: %s', message)
     return ForwardingLogger()
 
@@ -349,6 +361,25 @@ def _load_timing_cache(config, path):
     return bool(data)
 
 
+def _save_timing_cache(config, path, had_timings, rejected):
+    """Store the build's timings; return the note for the engine record.
+
+    A cache TensorRT rejected during the build is deleted instead of written back (what the
+    config holds is still the rejected data), so the next build starts a fresh one.
+    """
+    try:
+        if rejected:
+            LOG.warning('timing cache %s was rejected by TensorRT; deleted, the next build '
+                        'starts a new one', path)
+            if path and os.path.isfile(path):
+                os.unlink(path)
+            return f'timing cache: {path} (rejected by TensorRT, deleted)'
+        write_atomically(path, bytes(config.get_timing_cache().serialize()))
+    except (OSError, EngineCacheError) as error:  # timings are an optimization only
+        LOG.warning('could not save the timing cache %s: %s', path, error)
+    return f'timing cache: {path} ({"reused" if had_timings else "new"})'
+
+
 def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
     """Build an engine for EngineConfig ``cfg`` as EngineRequest ``request`` says.
 
@@ -400,10 +431,9 @@ def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
                 config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
             notes += _dla_report(config, network)
         had_timings = _load_timing_cache(config, request.timing_cache_path)
-        notes.append(f'timing cache: {request.timing_cache_path} '
-                     f'({"reused" if had_timings else "new"})')
         for line in notes:
             LOG.info('build %s: %s', os.path.basename(cfg.model), line)
+        rejections = getattr(logger, 'timing_cache_rejections', 0)
         started = time.monotonic()
         serialized = builder.build_serialized_network(network, config)
         if calibrator is not None:
@@ -412,12 +442,9 @@ def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
             raise ModelError(f'TensorRT failed to build {cfg.model!r} (see the TensorRT errors '
                              'logged above)')
         notes.append(f'build time: {time.monotonic() - started:.1f} s')
-        try:
-            write_atomically(request.timing_cache_path,
-                             bytes(config.get_timing_cache().serialize()))
-        except (OSError, EngineCacheError) as error:  # timings are an optimization only
-            LOG.warning('could not save the timing cache %s: %s', request.timing_cache_path,
-                        error)
+        rejected = getattr(logger, 'timing_cache_rejections', 0) > rejections
+        notes.append(_save_timing_cache(config, request.timing_cache_path, had_timings,
+                                        rejected))
     finally:
         if calibrator is not None:
             calibrator.close()
