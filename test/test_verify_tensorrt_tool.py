@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dali_trt_ros.engines import tensorrt_engine
@@ -124,3 +125,47 @@ def test_check_step_with_fake_tensorrt_and_cpu_preprocessing(data_folder, tmp_pa
     assert 'has no DLA cores' in results['dla']['with gpu_fallback: true']
     assert results['dla']['with gpu_fallback: false'].startswith('ConfigError')
     assert cuda.memory == {}, 'every engine closed'
+
+
+def _description(decoder):
+    from types import SimpleNamespace
+    return SimpleNamespace(decoder=decoder)
+
+
+def test_probability_output_is_judged_by_probabilities_and_masks():
+    """GPU run 1: selfie fp16 failed 'worst rel 0.067 > 2e-2' while its masks agreed 0.9997, and
+    its 'agreement' (0.898 even at fp32) was an argmax over the image width of a (1, 1, H, W)
+    probability map. Now: mean |diff| of the probabilities and thresholded-mask agreement."""
+    from dali_trt_ros.tools.verify_tensorrt import compare_outputs, output_kinds
+    kinds = output_kinds(_description({'type': 'segmentation', 'kind': 'probability',
+                                       'layout': 'NCHW', 'output': 'p'}))
+    rng = np.random.default_rng(0)
+    reference = rng.random((1, 1, 64, 64)).astype(np.float32)
+    rows, ok = compare_outputs({'p': reference}, {'p': reference.copy()}, 'fp32', kinds)
+    assert ok and rows['p']['agreement'] == 1.0 and rows['p']['kind'] == 'probability'
+    drift = reference.copy()  # five pixels off by as much as on the H100 (fp16)
+    drift.flat[:5] = np.where(drift.flat[:5] > 0.5, drift.flat[:5] + 0.067, drift.flat[:5] - 0.067)
+    drift = np.clip(drift, 0, 1)
+    rows, ok = compare_outputs({'p': reference}, {'p': drift}, 'fp16', kinds)
+    assert ok and rows['p']['relative'] > 2e-2
+    broken = 1.0 - reference  # what the selfie int8 engine did: the mask inverted
+    rows, ok = compare_outputs({'p': reference}, {'p': broken}, 'int8', kinds)
+    assert not ok and rows['p']['agreement'] < 0.6
+
+
+def test_logits_agreement_uses_the_class_axis():
+    """DeepLab (1, 21, H, W): best class per pixel over axis 1, not the last axis (fp32 showed
+    0.93 'agreement' with a worst relative diff of 2e-6)."""
+    from dali_trt_ros.tools.verify_tensorrt import compare_outputs, output_kinds
+    kinds = output_kinds(_description({'type': 'segmentation', 'kind': 'logits',
+                                       'layout': 'NCHW', 'output': 'logits'}))
+    reference = np.random.default_rng(1).random((1, 21, 16, 16)).astype(np.float32)
+    close = reference + np.float32(1e-7)
+    rows, ok = compare_outputs({'logits': reference}, {'logits': close}, 'fp32', kinds)
+    assert ok and rows['logits']['agreement'] == 1.0
+    ssd = output_kinds(_description({'type': 'ssd', 'score_output': 's', 'box_output': 'b'}))
+    scores = np.random.default_rng(2).random((1, 100, 5)).astype(np.float32)
+    shuffled = scores[:, :, ::-1].copy()
+    rows, ok = compare_outputs({'s': scores, 'b': scores}, {'s': shuffled, 'b': scores}, 'int8',
+                               ssd)
+    assert not ok and rows['s']['agreement'] < 0.5 and rows['b']['ok']
