@@ -121,7 +121,8 @@ def test_check_step_with_fake_tensorrt_and_cpu_preprocessing(data_folder, tmp_pa
     chain = results['chain']['fp32']
     assert {row['photo'] for row in chain} == {'astronaut', 'chelsea', 'coffee'}
     assert all(row['ok'] for row in chain)
-    assert results['rekey']['selfie_segmentation']['ok']
+    rekey = results['rekey']['selfie_segmentation']
+    assert rekey['ok'] and rekey['replaced_in_place'] and len(rekey['engines_in_folder']) == 1
     assert 'has no DLA cores' in results['dla']['with gpu_fallback: true']
     assert results['dla']['with gpu_fallback: false'].startswith('ConfigError')
     assert cuda.memory == {}, 'every engine closed'
