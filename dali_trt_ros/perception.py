@@ -17,6 +17,7 @@ import time
 
 from dali_trt_ros import validation
 from dali_trt_ros.decoders import decoder_from_config, SegmentationDecoder
+from dali_trt_ros.decoders.device_outputs import COLUMNS_INPUT, ROWS_INPUT
 from dali_trt_ros.engines import device_buffer_from_dali, load_engine
 from dali_trt_ros.engines.base import is_dynamic_dim
 from dali_trt_ros.errors import ConfigError, FrameError, InferenceError, PerceptionError
@@ -76,10 +77,32 @@ def engine_config_for(description, backend, providers, device_id, overrides=None
     config = {'model': str(model_path or description.onnx_path), 'backend': backend,
               'device_id': device_id, 'inputs': [{'name': description.input['name']}],
               'outputs': [{'name': name} for name in (outputs or description.outputs)]}
+    if backend == 'tensorrt' and model_path is not None:
+        config['inputs'] += device_postprocess_profiles(model_path)
     if backend == 'onnxruntime':
         config['providers'] = list(providers)
     config.update(overrides or {})
     return config
+
+
+# TensorRT needs a shape range for the per-frame row/column index inputs of a device
+# post-processing graph (variants.append_segmentation_postprocess); it reserves activation memory
+# for the largest, so the range stops at 4096 (4K frames) rather than the frame pixel budget.
+# A larger frame fails in that model alone ("outside the optimization profile") and is counted.
+DEVICE_POSTPROCESS_SIDES = {ROWS_INPUT: (1, 1080, 4096), COLUMNS_INPUT: (1, 1920, 4096)}
+
+
+def device_postprocess_profiles(model_path):
+    """Return TensorRT input specs (min/opt/max) for a variant's per-frame index inputs."""
+    from dali_trt_ros.engines.onnx_model import read_model_io
+    inputs, _ = read_model_io(str(model_path))
+    specs = []
+    for tensor in inputs:
+        if tensor.name in DEVICE_POSTPROCESS_SIDES:
+            low, best, high = DEVICE_POSTPROCESS_SIDES[tensor.name]
+            specs.append({'name': tensor.name, 'min_shape': [low], 'opt_shape': [best],
+                          'max_shape': [high]})
+    return specs
 
 
 class PerceptionPipeline:
@@ -127,11 +150,17 @@ class PerceptionPipeline:
         for description in descriptions:
             decoder = decoder_from_config(description.decoder, description.labels)
             where = postprocess_for(description, postprocess, on_gpu)
+            engine_settings = overrides.get(description.name) or {}
+            if where == 'device' and backend == 'tensorrt' and postprocess == 'auto' and \
+                    engine_settings.get('precision') == 'int8':
+                # INT8 calibration feeds the one image input and would put scales on the
+                # appended argmax/threshold/TopK too: INT8 engines decode on the host.
+                where = 'host'
             path = prepare_variant(description, where, precision)
             if where == 'device':
                 use_device_postprocess(decoder, variant_metadata(path))
             engine = load_engine(engine_config_for(
-                description, backend, providers, device_id, overrides.get(description.name),
+                description, backend, providers, device_id, engine_settings,
                 model_path=path, outputs=decoder.output_names))
             models.append(PipelineModel(description, engine, decoder))
         return cls(models, preprocessor)

@@ -249,6 +249,7 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
             self.flags = flags
             self.inputs, self.outputs, self.layers = [], [], []
             self.model_path = None
+            self.symbols = {}
 
         num_inputs = property(lambda self: len(self.inputs))
         num_outputs = property(lambda self: len(self.outputs))
@@ -288,7 +289,12 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
             def tensor(value):
                 dims = [d.dim_value if d.HasField('dim_value') else -1
                         for d in value.type.tensor_type.shape.dim]
+                self.network.symbols[value.name] = [
+                    d.dim_param if not d.HasField('dim_value') else None
+                    for d in value.type.tensor_type.shape.dim]
                 dtype = np.dtype(helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type))
+                if dtype == np.int64 and major_minor < (10, 0):
+                    dtype = np.dtype(np.int32)  # the 8.x parser casts INT64 I/O to INT32
                 return Tensor(value.name, dims, trt.DataType[trt_of_numpy[dtype]])
             self.network.inputs = [tensor(v) for v in model.graph.input if v.name not in weights]
             self.network.outputs = [tensor(v) for v in model.graph.output]
@@ -480,6 +486,7 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
                 'inputs': [[t.name, list(t.shape), t.dtype.name] for t in network.inputs],
                 'outputs': [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
                 'profiles': {k: [list(s) for s in v] for k, v in profile.shapes.items()},
+                'symbols': network.symbols,
                 'layers': [layer.name + '\x01\x1f' for layer in network.layers]}
             return HostMemory(ENGINE_MAGIC + json.dumps(description).encode())
     trt.Builder = Builder
@@ -523,8 +530,17 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
             io = self.engine.io[name]
             if io['mode'] == trt.TensorIOMode.INPUT:
                 return self.shapes.get(name, tuple(io['shape']))
+            # A dynamic output axis takes the size of the input axis with the same ONNX
+            # dimension name (as TensorRT's shape inference does), else the batch.
+            sizes = {}
+            for input_name, shape in self.shapes.items():
+                for symbol, size in zip(self.engine.symbols.get(input_name, []), shape):
+                    if symbol:
+                        sizes[symbol] = size
             batch = next(iter(self.shapes.values()), (1,))[0]
-            return tuple(batch if d < 0 else d for d in io['shape'])
+            symbols = self.engine.symbols.get(name) or [None] * len(io['shape'])
+            return tuple((sizes.get(symbol, batch) if d < 0 else d)
+                         for d, symbol in zip(io['shape'], symbols))
 
         def execute_async_v3(self, stream):
             record('execute_async_v3', cuda.current_device(), self.engine.device_id)
@@ -560,6 +576,7 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
                                      'datatype': trt.DataType[dtype],
                                      'dtype': np.dtype(numpy_of[dtype])}
             self.names = list(self.io)
+            self.symbols = description.get('symbols', {})
             self._session = None
 
         num_io_tensors = property(lambda self: len(self.names))

@@ -64,11 +64,16 @@ def test_build_step_with_fake_tensorrt(data_folder, tmp_path, fake_trt):
     trt, _ = fake_trt
     out, work = tmp_path / 'out', tmp_path / 'work'
     argv = ['build', '--data', str(data_folder), '--work', str(work), '--out', str(out),
-            '--models', 'selfie_segmentation', '--precisions', 'fp32,int8', '--opt-level', '0']
+            '--models', 'selfie_segmentation', '--precisions', 'fp32,int8', '--opt-level', '0',
+            '--variants', 'plain,devpost']
     assert main(argv) == 0
     results = json.loads((out / 'verify_tensorrt.json').read_text())
     rows = results['build']
     assert rows['selfie_segmentation.fp32']['built'] and rows['selfie_segmentation.int8']['built']
+    # The device post-processing variant the TensorRT chain runs; INT8 decodes on the host.
+    assert rows['selfie_segmentation.fp32.devpost']['built']
+    assert 'selfie_segmentation.int8.devpost' not in rows
+    assert rows['selfie_segmentation.fp32']['timing_cache'].endswith('(new)')
     assert results['environment']['gpu'] == 'Fake GPU'
     # 16 calibration batches of the opt shape (1, 3, 256, 256) from the real photos.
     assert trt.state.calibration_rows == [1] * 16
@@ -78,6 +83,21 @@ def test_build_step_with_fake_tensorrt(data_folder, tmp_path, fake_trt):
     rows = json.loads((out / 'verify_tensorrt.json').read_text())['build']
     assert not rows['selfie_segmentation.fp32']['built']
     assert not rows['selfie_segmentation.int8']['built']
+    assert not rows['selfie_segmentation.fp32.devpost']['built']
+    # The chain (configured as bench_chain's trt-fp32 set-up, CPU preprocessing here) loads
+    # that engine from the cache instead of building it in the timed run.
+    import argparse
+    from dali_trt_ros.perception import PerceptionPipeline
+    from dali_trt_ros.tools.verify_tensorrt import engine_overrides, model_description
+    bench_args = argparse.Namespace(data=str(data_folder), work=str(work), opt_level=0,
+                                    workspace_mib=2048, calibration_batches=16,
+                                    tactic_sources='EDGE_MASK_CONVOLUTIONS,JIT_CONVOLUTIONS')
+    overrides = {'selfie_segmentation': engine_overrides(
+        bench_args, model_description(bench_args, 'selfie_segmentation'), 'fp32')}
+    builders = trt.state.builders
+    PerceptionPipeline.from_models(['selfie_segmentation'], backend='tensorrt', device='cpu',
+                                   engine_overrides=overrides).close()
+    assert trt.state.builders == builders
 
 
 def test_build_step_stops_starting_builds_after_its_time_budget(
@@ -170,3 +190,26 @@ def test_logits_agreement_uses_the_class_axis():
     rows, ok = compare_outputs({'s': scores, 'b': scores}, {'s': shuffled, 'b': scores}, 'int8',
                                ssd)
     assert not ok and rows['s']['agreement'] < 0.5 and rows['b']['ok']
+
+
+def test_bench_chain_prints_a_stage_breakdown(tmp_path, capsys):
+    """GPU run 1: the TensorRT FP16 chain took 3.29 ms against a 0.645 ms engine, and nothing
+    said where the rest went. Each row now carries stage medians (preprocess, inference and
+    decode per model) and where post-processing ran; the table prints them."""
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.tools.bench_chain import main, stage_breakdown
+    if not load_model_description('ssd_mobilenetv2_oidv4').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    assert main(['--setups', 'opencv+ort-cpu', '--models', 'ssd_mobilenetv2_oidv4',
+                 '--runs', '3', '--out', str(tmp_path)]) == 0
+    [row] = json.loads((tmp_path / 'chain.json').read_text())
+    stages = row['stages_ms']
+    assert set(stages) == {'preprocess', 'inference.ssd_mobilenetv2_oidv4',
+                           'postprocess.ssd_mobilenetv2_oidv4'}
+    assert all(value > 0 for value in stages.values())
+    assert row['postprocess'] == {'ssd_mobilenetv2_oidv4': 'host'}
+    pre, inference, decode, overhead = stage_breakdown(row)
+    assert pre + inference + decode + overhead == pytest.approx(row['median_ms'])
+    table = capsys.readouterr().out
+    assert '| preprocess ms | inference ms | decode ms | overhead ms |' in table
+    assert f'{inference:.2f} | {decode:.2f}' in table

@@ -25,9 +25,18 @@ SETUPS = {
     'gpu-zerocopy': dict(device='gpu', providers=('cuda',)),
     'opencv+ort-cuda': dict(device='cpu', providers=('cuda',), cpu_backend='opencv'),
     'opencv+ort-cpu': dict(device='cpu', providers=('cpu',), cpu_backend='opencv'),
-    'trt-fp32': dict(device='gpu', backend='tensorrt', postprocess='host', trt_precision='fp32'),
-    'trt-fp16': dict(device='gpu', backend='tensorrt', postprocess='host', trt_precision='fp16'),
-    'trt-int8': dict(device='gpu', backend='tensorrt', postprocess='host', trt_precision='int8'),
+    # TensorRT chooses post-processing as ONNX Runtime CUDA does (auto: in the graph where the
+    # decoder supports it; INT8 engines decode on the host, see perception.from_models).
+    'trt-fp32': dict(device='gpu', backend='tensorrt', trt_precision='fp32'),
+    'trt-fp16': dict(device='gpu', backend='tensorrt', trt_precision='fp16'),
+    'trt-int8': dict(device='gpu', backend='tensorrt', trt_precision='int8'),
+    'trt-fp16-host': dict(device='gpu', backend='tensorrt', postprocess='host',
+                          trt_precision='fp16'),
+    # FP16 engines at TensorRT's default optimization level (3), kept in <work>/level3 so they
+    # never replace the quick level-0 builds of the same models (verify_tensorrt build --work
+    # <work>/level3 without --opt-level makes them).
+    'trt-fp16-level3': dict(device='gpu', backend='tensorrt', trt_precision='fp16',
+                            trt_level3=True),
 }
 DEFAULT_SETUPS = ('gpu-zerocopy', 'opencv+ort-cuda', 'opencv+ort-cpu')
 MODELS = ('ssd_mobilenetv2_oidv4', 'selfie_segmentation', 'deeplabv3_mobilenetv2_untrained')
@@ -46,6 +55,9 @@ def pipeline_for(name, models, args=None):
     from dali_trt_ros.perception import PerceptionPipeline
     options = dict(SETUPS[name])
     precision = options.pop('trt_precision', None)
+    if options.pop('trt_level3', False):
+        args = argparse.Namespace(**dict(vars(args), work=os.path.join(args.work, 'level3'),
+                                         opt_level=None))
     if precision is not None:
         from dali_trt_ros.tools.verify_tensorrt import engine_overrides, model_description
         options['engine_overrides'] = {
@@ -65,18 +77,50 @@ def time_setup(name, models, jpeg, runs, args=None):
         frames = [EncodedFrame(jpeg, 'jpeg')]
         for _ in range(5):
             pipeline.process(frames)
-        times = []
+        times, stages = [], {}
         for _ in range(runs):
             start = time.perf_counter()
             [result] = pipeline.process(frames)
             times.append((time.perf_counter() - start) * 1e3)
+            for stage, value in result.timings_ms.items():
+                stages.setdefault(stage, []).append(value)
         top = result.detections[models[0]] if models[0] in result.detections else None
         return {'setup': name, 'median_ms': statistics.median(times),
                 'p90_ms': float(np.percentile(times, 90)), 'runs': runs,
                 'preprocess': pipeline.preprocessor.backend,
+                'postprocess': {m.name: 'device' if _device_postprocess(m) else 'host'
+                                for m in pipeline.models},
+                'stages_ms': {stage: round(statistics.median(values), 3)
+                              for stage, values in sorted(stages.items())},
                 'top': (top.labels[0], round(float(top.scores[0]), 3)) if top else None}
     finally:
         pipeline.close()
+
+
+def _device_postprocess(model):
+    decoder = model.decoder
+    return bool(getattr(decoder, 'device_postprocess', False)
+                or getattr(decoder, 'device_candidates', False))
+
+
+def stage_breakdown(row):
+    """Return (preprocess, inference, decode, overhead) medians in ms for one timed row.
+
+    inference and decode (decode + NMS, or mask decoding) are summed over the models; models run
+    concurrently, so overhead is the median minus preprocessing minus the slowest model's
+    inference + decode (threads, Python, result assembly). None where not recorded.
+    """
+    stages = row.get('stages_ms')
+    if not stages:
+        return None, None, None, None
+    pre = stages.get('preprocess', 0.0)
+    models = {key.split('.', 1)[1] for key in stages if '.' in key}
+    per_model = {m: stages.get(f'inference.{m}', 0.0) + stages.get(f'postprocess.{m}', 0.0)
+                 for m in models}
+    inference = sum(stages.get(f'inference.{m}', 0.0) for m in models)
+    decode = sum(stages.get(f'postprocess.{m}', 0.0) for m in models)
+    overhead = row['median_ms'] - pre - max(per_model.values(), default=0.0)
+    return pre, inference, decode, overhead
 
 
 def accuracy_rows(name, models, args, reference):
@@ -94,16 +138,23 @@ def accuracy_rows(name, models, args, reference):
 def print_tables(rows, accuracy, models):
     """Print the latency table (ratios to the first row) and the accuracy table."""
     print(f'models: {", ".join(models)}; input: 1920x1080 JPEG; batch 1')
-    print('| set-up | preprocessing | median ms | p90 ms | x first | top detection |')
-    print('|---|---|---|---|---|---|')
+    print('| set-up | preprocessing | median ms | p90 ms | x first | top detection | '
+          'preprocess ms | inference ms | decode ms | overhead ms | post-processing |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     for row in rows:
         if 'error' in row:
-            print(f"| {row['setup']} | failed: {row['error'][:100]} | | | | |")
+            print(f"| {row['setup']} | failed: {row['error'][:100]} | | | | | | | | | |")
             continue
         first = next(r for r in rows if 'error' not in r)
+        stages = ' | '.join('' if value is None else f'{value:.2f}'
+                            for value in stage_breakdown(row))
+        where = ', '.join(f'{m.split("_")[0]} {w}'
+                          for m, w in sorted(row.get('postprocess', {}).items()))
         print(f"| {row['setup']} | {row['preprocess']} | {row['median_ms']:.2f} | "
               f"{row['p90_ms']:.2f} | {row['median_ms'] / first['median_ms']:.2f} | "
-              f"{row['top']} |")
+              f"{row['top']} | {stages} | {where} |")
+    print('(stage medians per frame; inference and decode summed over models, which run '
+          'concurrently; overhead = median - preprocess - slowest model)')
     if accuracy:
         print('\ngolden photos vs the ONNX Runtime CPU chain:')
         print('| set-up | photo | model | ONNX Runtime CPU | set-up | IoU / mask agreement | ok |')

@@ -101,11 +101,13 @@ def markdown(data):
     for key, value in sorted(data.get('environment', {}).items()):
         lines.append(f'- {key}: {value}')
     if data.get('build'):
-        lines += ['', '## Builds', '', '| engine | built | seconds | size MiB | error |',
-                  '|---|---|---|---|---|']
+        lines += ['', '## Builds', '', '| engine | built | seconds | size MiB | timing cache | '
+                  'error |', '|---|---|---|---|---|---|']
         for key, row in sorted(data['build'].items()):
+            note = row.get('timing_cache', '').rsplit('(', 1)[-1].rstrip(')')
             lines.append(f"| {key} | {row.get('built')} | {row.get('seconds', '')} | "
-                         f"{row.get('engine_mib', '')} | {row.get('error', '')[:120]} |")
+                         f"{row.get('engine_mib', '')} | {note} | "
+                         f"{row.get('error', '')[:120]} |")
     if data.get('engines'):
         lines += ['', '## Engines vs ONNX Runtime CPU on the same input tensor', '',
                   '| engine | from cache | load s | zero copy | run ms | worst rel. diff | '
@@ -214,12 +216,31 @@ def model_cache_dir(args):
     return folder if os.path.isdir(folder) else None
 
 
-def load_trt(args, name, precision, **changes):
-    """Load (or build) one engine through the package's TensorRT backend."""
-    from dali_trt_ros.engines import load_engine
+def model_path(args, name, variant='plain'):
+    """Return the ONNX file of a model: the plain one, or its device post-processing variant."""
     description = model_description(args, name)
-    config = {'model': str(description.onnx_path), 'backend': 'tensorrt',
+    if variant == 'plain':
+        return str(description.onnx_path)
+    from dali_trt_ros.models.variants import prepare_variant
+    return str(prepare_variant(description, 'device', 'fp32'))
+
+
+def load_trt(args, name, precision, variant='plain', **changes):
+    """Load (or build) one engine through the package's TensorRT backend.
+
+    ``variant`` 'devpost' is the *.devpost.onnx model the TensorRT chain runs (post-processing
+    in the graph), configured as perception.from_models configures it, so the chain finds the
+    engine built here in the cache.
+    """
+    from dali_trt_ros.engines import load_engine
+    from dali_trt_ros.perception import device_postprocess_profiles
+    description = model_description(args, name)
+    path = model_path(args, name, variant)
+    config = {'model': path, 'backend': 'tensorrt',
               **engine_overrides(args, description, precision), **changes}
+    if variant != 'plain':
+        config['inputs'] = [{'name': description.input['name']},
+                            *device_postprocess_profiles(path)]
     return load_engine(config)
 
 
@@ -232,37 +253,50 @@ def build(args, results):
     """
     environment(results)
     started = time.monotonic()
-    for name in args.models:
-        for precision in args.precisions:
-            key = f'{name}.{precision}'
-            if time.monotonic() - started > args.max_seconds and not os.path.isfile(
-                    engine_file(args, name, precision)):
-                results.put('build', key, {'built': False, 'ok': False, 'error': 'not started: '
-                                           '--max-seconds reached; run the same command again'})
-                continue
+    jobs = [(name, precision, variant) for variant in args.variants for name in args.models
+            for precision in args.precisions
+            # INT8 engines decode on the host (perception.from_models): no devpost INT8.
+            if not (variant == 'devpost' and precision == 'int8')]
+    for name, precision, variant in jobs:
+        key = f'{name}.{precision}' + ('' if variant == 'plain' else f'.{variant}')
+        if time.monotonic() - started > args.max_seconds and not os.path.isfile(
+                engine_file(args, name, precision, variant)):
+            results.put('build', key, {'built': False, 'ok': False, 'error': 'not started: '
+                                       '--max-seconds reached; run the same command again'})
+            continue
 
-            def one():
-                started = time.monotonic()
-                engine = load_trt(args, name, precision)
-                try:
-                    path = engine_file(args, name, precision)
-                    row = {'built': engine.built, 'seconds': round(time.monotonic() - started, 1),
-                           'engine_mib': round(os.path.getsize(path) / 2**20, 2),
-                           'inputs': [t.describe() for t in engine.inputs],
-                           'outputs': [t.describe() for t in engine.outputs]}
-                finally:
-                    engine.close()
-                results.put('build', key, row)
-                print(f'build {key}: {row}', flush=True)
-            guarded(results, 'build', key)(one)
+        def one():
+            started = time.monotonic()
+            engine = load_trt(args, name, precision, variant)
+            try:
+                path = engine_file(args, name, precision, variant)
+                row = {'built': engine.built, 'seconds': round(time.monotonic() - started, 1),
+                       'engine_mib': round(os.path.getsize(path) / 2**20, 2),
+                       'inputs': [t.describe() for t in engine.inputs],
+                       'outputs': [t.describe() for t in engine.outputs],
+                       'timing_cache': _timing_cache_note(path)}
+            finally:
+                engine.close()
+            results.put('build', key, row)
+            print(f'build {key}: {row}', flush=True)
+        guarded(results, 'build', key)(one)
 
 
-def engine_file(args, name, precision):
-    """Return the cached engine path of one model and precision (GPU build)."""
+def _timing_cache_note(engine_path):
+    """Return the engine record's timing-cache line (reused / new / rejected), or ''."""
+    try:
+        with open(engine_path + '.json', encoding='utf-8') as stream:
+            notes = json.load(stream).get('notes', [])
+    except (OSError, ValueError):
+        return ''
+    return next((note for note in notes if note.startswith('timing cache:')), '')
+
+
+def engine_file(args, name, precision, variant='plain'):
+    """Return the cached engine path of one model, precision and variant (GPU build)."""
     from dali_trt_ros.engines.engine_cache import default_engine_path
-    description = model_description(args, name)
-    return default_engine_path(os.path.join(args.work, 'engines'), str(description.onnx_path),
-                               precision, None)
+    return default_engine_path(os.path.join(args.work, 'engines'),
+                               model_path(args, name, variant), precision, None)
 
 
 def environment(results):
@@ -580,6 +614,10 @@ def _parser():
                         'caches, kept between calls')
     parser.add_argument('--models', default=','.join(MODELS))
     parser.add_argument('--precisions', default=','.join(PRECISIONS))
+    parser.add_argument('--variants', default='plain',
+                        help='build: plain (the checks\' engines) and/or devpost (the '
+                        '*.devpost.onnx engines the TensorRT chain and bench_chain run; not for '
+                        'int8), comma-separated')
     parser.add_argument('--opt-level', type=int, default=None, choices=range(0, 6),
                         help='builder_optimization_level (8.6+); lower builds faster')
     parser.add_argument('--tactic-sources', default=BUNDLE_TACTIC_SOURCES,
@@ -606,6 +644,10 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     args.models = [m for m in args.models.split(',') if m]
     args.precisions = [p for p in args.precisions.split(',') if p]
+    args.variants = [v for v in args.variants.split(',') if v]
+    unknown = set(args.variants) - {'plain', 'devpost'}
+    if unknown:
+        _parser().error(f'--variants: unknown {sorted(unknown)}; use plain and/or devpost')
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format='%(asctime)s %(levelname)s %(name)s: %(message)s')
     if args.step == 'photos':

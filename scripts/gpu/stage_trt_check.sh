@@ -45,12 +45,25 @@ mkdir -p "$work/payload/wheels" "$work/payload/data/cache/models"
 cp "$cache"/*.whl "$work/payload/wheels/"
 .venv/bin/python -m dali_trt_ros.tools.verify_tensorrt photos --out "$work/payload/data" > /dev/null
 if [ "${STAGE_MODELS:-1}" = 1 ]; then
+  # The models, their device post-processing variants (*.devpost.onnx, what the TensorRT and
+  # ONNX Runtime CUDA chains run) and manifest.json: verify_engines_gpu and prepare_variant look
+  # models up through the manifest (GPU run 1: "model ... is not prepared" without it).
+  # STAGE_FP16_VARIANTS=1 adds the *.fp16*.onnx weights for ONNX Runtime FP16 (not needed here).
   models=$(.venv/bin/python -c 'from dali_trt_ros.models import MODELS, load_model_description
 print(" ".join(str(load_model_description(n).onnx_path) for n in MODELS))')
   for m in $models; do
     [ -f "$m" ] || { echo "missing $m: run .venv/bin/python -m dali_trt_ros.tools.prepare_models" >&2; exit 1; }
-    cp "$m" "$work/payload/data/cache/models/"
+    .venv/bin/python -c 'import sys
+from dali_trt_ros.models import load_model_description
+from dali_trt_ros.models.variants import prepare_variant
+prepare_variant(load_model_description(sys.argv[1]), "device", "fp32")' \
+      "$(basename "$m" .onnx)"
+    cp "$m" "${m%.onnx}.devpost.onnx" "$work/payload/data/cache/models/"
+    if [ "${STAGE_FP16_VARIANTS:-0}" = 1 ]; then
+      cp "${m%.onnx}".fp16*.onnx "$work/payload/data/cache/models/"
+    fi
   done
+  cp "$(dirname "$m")/manifest.json" "$work/payload/data/cache/models/"
 fi
 tar -C "$work/payload" -cf "$work/bundle.tar" .
 sha=$(sha256sum "$work/bundle.tar" | cut -d' ' -f1)
