@@ -15,10 +15,11 @@ from dali_trt_ros.engines import EngineConfig, TensorInfo
 from dali_trt_ros.engines.build_plan import DeviceFacts, parse_version, plan_build
 from dali_trt_ros.engines.dynamic_ranges import (load_dynamic_ranges, parse_dynamic_ranges,
                                                  unmatched_ranges)
+from dali_trt_ros.engines import engine_cache
 from dali_trt_ros.engines.engine_cache import (check_cached_engine, default_engine_path,
-                                               make_private_dir, store_engine, write_atomically)
+                                               make_private_dir, store_engine)
 from sample_model import write_conv_relu_model
-from dali_trt_ros.errors import ConfigError
+from dali_trt_ros.errors import ConfigError, EngineCacheError
 
 XAVIER = DeviceFacts('8.5.2.2', 'Xavier', (7, 2), num_dla_cores=2)
 ORIN_JP6 = DeviceFacts('10.3.0', 'Orin', (8, 7), num_dla_cores=2)
@@ -276,6 +277,9 @@ def test_cached_engine_reuse_and_stale_reasons(model, tmp_path):
 
 
 def test_write_atomically_replaces_whole_file_and_cleans_up(tmp_path, monkeypatch):
+    """The one atomic writer (models, engines, records, caches); the engine cache's wrapper
+    turns its OSError into an EngineCacheError that says what to do."""
+    from dali_trt_ros.atomic_files import write_atomically
     target = tmp_path / 'sub' / 'engine.bin'
     write_atomically(str(target), b'old')
     assert target.read_bytes() == b'old'
@@ -296,6 +300,8 @@ def test_write_atomically_replaces_whole_file_and_cleans_up(tmp_path, monkeypatc
     monkeypatch.setattr(os, 'replace', failing_replace)
     with pytest.raises(OSError):
         write_atomically(str(target), b'partial')
+    with pytest.raises(EngineCacheError, match='engine_cache_dir'):
+        engine_cache.write_atomically(str(target), b'partial')
     assert target.read_bytes() == b'new contents'
     assert sorted(p.name for p in (tmp_path / 'sub').iterdir()) == ['engine.bin']
 

@@ -19,8 +19,8 @@ import json
 import logging
 import os
 import stat
-import tempfile
 
+from dali_trt_ros import atomic_files
 from dali_trt_ros.checksums import bytes_sha256, file_sha256
 from dali_trt_ros.errors import EngineCacheError
 
@@ -210,29 +210,12 @@ def make_private_dir(directory):
 
 
 def write_atomically(path, data):
-    """Write bytes to ``path`` so readers see the old file or the whole new one, never a part.
-
-    The data goes to a temporary file in the same directory, is flushed to disk, then renamed
-    over ``path`` (os.replace is atomic within one file system).
-    """
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write bytes atomically (atomic_files.write_atomically); EngineCacheError if we cannot."""
     try:
-        os.makedirs(directory, exist_ok=True)
-        handle, temp_path = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                                             suffix='.tmp', dir=directory)
+        atomic_files.write_atomically(path, data)
     except OSError as error:
-        raise EngineCacheError(f'cannot write to {directory}: {error}; set engine_cache_dir to '
-                               'a writable folder') from error
-    try:
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        if os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise
+        raise EngineCacheError(f'cannot write {path}: {error}; set engine_cache_dir to a '
+                               'writable folder') from error
 
 
 def store_engine(engine_path, serialized, key, build_notes=()):

@@ -10,9 +10,9 @@ else ``~/.cache/dali_trt_ros``)::
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from dali_trt_ros import atomic_files
 from dali_trt_ros.checksums import bytes_sha256 as sha256_of_bytes  # noqa: F401 (re-exported)
 from dali_trt_ros.checksums import file_sha256 as sha256_of_file  # noqa: F401 (re-exported)
 from dali_trt_ros.errors import ModelError
@@ -36,20 +36,8 @@ def downloads_dir(cache_dir):
 
 
 def write_atomically(path, data):
-    """Write bytes to ``path`` through a temporary file so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix='.' + path.name + '.', dir=path.parent)
-    try:
-        with os.fdopen(handle, 'wb') as stream:
-            stream.write(data)
-        # mkstemp creates 0600 files; cached models are meant to be shared read-only.
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Write a cache file atomically, readable by all (cached models are shared read-only)."""
+    atomic_files.write_atomically(str(path), data, mode=0o644)
 
 
 def read_manifest(cache_dir):

@@ -504,12 +504,16 @@ def reference_chain(args, photos):
 
 
 def tensorrt_chain(args, precision, photos):
-    """Return the TensorRT chain's results on the photos (DALI on the GPU, zero copy)."""
+    """Return the TensorRT chain's results on the photos (DALI on the GPU, zero copy).
+
+    Post-processing is chosen as the node chooses it (auto): in the graph (*.devpost.onnx
+    engines, built by ``build --variants devpost``) for fp32/fp16, on the host for int8.
+    """
     from dali_trt_ros.perception import PerceptionPipeline
     overrides = {name: engine_overrides(args, model_description(args, name), precision)
                  for name in args.models}
     pipeline = PerceptionPipeline.from_models(list(args.models), backend='tensorrt',
-                                              device=args.preprocess_device, postprocess='host',
+                                              device=args.preprocess_device, postprocess='auto',
                                               engine_overrides=overrides,
                                               cache_dir=model_cache_dir(args))
     try:
@@ -535,13 +539,14 @@ def check_rekey(args, results):
     folder = os.path.join(args.work, 'rekey')
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, mode=0o700)
-    source = engine_file(args, name, 'fp32')
+    precision = 'fp32' if 'fp32' in args.precisions else args.precisions[0]
+    source = engine_file(args, name, precision)
     for path in (source, source + '.json'):
         shutil.copy(path, folder)
-    same = load_trt(args, name, 'fp32', engine_cache_dir=folder)
-    row = {'model': name, 'same_key_from_cache': not same.built}
+    same = load_trt(args, name, precision, engine_cache_dir=folder)
+    row = {'model': name, 'precision': precision, 'same_key_from_cache': not same.built}
     same.close()
-    changed = load_trt(args, name, 'fp32', engine_cache_dir=folder,
+    changed = load_trt(args, name, precision, engine_cache_dir=folder,
                        workspace_mib=args.workspace_mib + 1)
     row.update({'changed': 'workspace_mib', 'rebuilt': changed.built,
                 'rebuild_seconds': round(changed.load_seconds, 2)})
