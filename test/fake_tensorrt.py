@@ -197,7 +197,8 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
         **({'BF16': 7, 'INT64': 8, 'INT4': 9} if major_minor >= (10, 0) else {})})
     trt.TensorIOMode = enum.IntEnum('TensorIOMode', {'NONE': 0, 'INPUT': 1, 'OUTPUT': 2})
     trt.BuilderFlag = enum.IntEnum('BuilderFlag', {
-        'FP16': 0, 'INT8': 1, 'DEBUG': 2, 'GPU_FALLBACK': 3, 'REFIT': 5, 'TF32': 7})
+        'FP16': 0, 'INT8': 1, 'DEBUG': 2, 'GPU_FALLBACK': 3, 'REFIT': 5, 'TF32': 7,
+        'OBEY_PRECISION_CONSTRAINTS': 10, 'PREFER_PRECISION_CONSTRAINTS': 11})
     trt.DeviceType = enum.IntEnum('DeviceType', {'GPU': 0, 'DLA': 1})
     trt.MemoryPoolType = enum.IntEnum('MemoryPoolType', {'WORKSPACE': 0, 'DLA_MANAGED_SRAM': 1})
     trt.TacticSource = enum.IntEnum('TacticSource', {
@@ -240,6 +241,21 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
         def __init__(self, name, op_type, outputs):
             self.name, self.type, self._outputs = name, op_type, outputs
             self.num_outputs = len(outputs)
+            self._precision = None
+
+        @property
+        def precision(self):
+            return self._precision if self._precision is not None else trt.DataType.FLOAT
+
+        @precision.setter
+        def precision(self, datatype):
+            if not isinstance(datatype, trt.DataType):
+                raise TypeError('precision must be a tensorrt.DataType')
+            self._precision = datatype
+
+        @property
+        def precision_is_set(self):
+            return self._precision is not None
 
         def get_output(self, index):
             return self._outputs[index]
@@ -487,7 +503,12 @@ def make_tensorrt(version='8.6.1', num_dla_cores=0, cuda=None, inspector_error=N
                 'outputs': [[t.name, list(t.shape), t.dtype.name] for t in network.outputs],
                 'profiles': {k: [list(s) for s in v] for k, v in profile.shapes.items()},
                 'symbols': network.symbols,
-                'layers': [layer.name + '\x01\x1f' for layer in network.layers]}
+                'layers': [layer.name + '\x01\x1f' for layer in network.layers],
+                'fp16_layers': [layer.name for layer in network.layers
+                                if layer.precision_is_set
+                                and layer.precision == trt.DataType.HALF]
+                if config.get_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+                or config.get_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS) else []}
             return HostMemory(ENGINE_MAGIC + json.dumps(description).encode())
     trt.Builder = Builder
 

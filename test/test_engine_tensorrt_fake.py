@@ -434,3 +434,31 @@ def test_tensorrt_chain_uses_the_device_postprocessing_variants(fake, tmp_path):
     boxes, expected_boxes = (r.detections['ssd_mobilenetv2_oidv4'] for r in (device, host))
     assert list(boxes.labels[:3]) == list(expected_boxes.labels[:3])
     np.testing.assert_allclose(boxes.boxes[:3], expected_boxes.boxes[:3], atol=1e-3)
+
+
+def test_int8_remedy_keeps_the_last_float_layers_in_fp16(fake, model, tmp_path, photo_folder):
+    """INT8 remedy for models whose output layers do not survive quantization (GPU run 1: the
+    selfie mask inverted at INT8): ``int8_fp16_tail_layers: N`` constrains the last N float
+    layers to FP16 with PREFER_PRECISION_CONSTRAINTS, is part of the cache key (changing it
+    rebuilds) and is noted in the engine record."""
+    trt, _ = fake()
+    calibration = {'images': str(photo_folder), 'preprocess': PREPROCESS,
+                   'cache': str(tmp_path / 'cal.cache')}
+    load_engine(trt_config(model, tmp_path, precision='int8', calibration=calibration)).close()
+    path = tmp_path / 'engines' / 'net.int8.gpu.engine'
+
+    def built_with():
+        return json.loads(path.read_bytes()[len(b'FAKETRT1'):])
+    assert built_with()['fp16_layers'] == []
+    with load_engine(trt_config(model, tmp_path, precision='int8', calibration=calibration,
+                                int8_fp16_tail_layers=2)) as engine:
+        assert engine.built, 'a changed remedy is a changed key'
+    every_layer = [name[:-2] for name in built_with()['layers']]
+    assert built_with()['fp16_layers'] == every_layer[-2:] and len(every_layer) > 2
+    record = json.loads((tmp_path / 'engines' / 'net.int8.gpu.engine.json').read_text())
+    assert record['key']['int8_fp16_tail_layers'] == 2
+    assert any('constrained to fp16' in note for note in record['notes'])
+    # Not an INT8 build: the setting changes nothing (same key as without it).
+    load_engine(trt_config(model, tmp_path)).close()
+    with load_engine(trt_config(model, tmp_path, int8_fp16_tail_layers=2)) as engine:
+        assert not engine.built

@@ -79,6 +79,10 @@ class EngineConfig:
     # None: TensorRT's defaults. Names of trt.TacticSource members otherwise.
     tactic_sources: tuple = None
     builder_optimization_level: int = None
+    # INT8 remedy for models whose last layers do not survive quantization (an output
+    # probability, a sigmoid): the last N float layers are constrained to FP16
+    # (PREFER_PRECISION_CONSTRAINTS). 0: every layer may run in INT8.
+    int8_fp16_tail_layers: int = 0
     plugins: tuple = ()
     dynamic_ranges: str = None
     inputs: tuple = ()
@@ -127,6 +131,8 @@ class EngineConfig:
                 validation.integer, data.get('builder_optimization_level'),
                 at('builder_optimization_level'), low=min(OPTIMIZATION_LEVELS),
                 high=max(OPTIMIZATION_LEVELS)),
+            'int8_fp16_tail_layers': validation.integer(
+                get('int8_fp16_tail_layers', 0), at('int8_fp16_tail_layers'), low=0),
             'plugins': _path_list(get('plugins', []), at('plugins')),
             'dynamic_ranges': _optional_path(data.get('dynamic_ranges'), at('dynamic_ranges')),
             'inputs': _tensor_specs(get('inputs', []), at('inputs')),

@@ -47,6 +47,7 @@ class EngineCacheKey:
     calibration_sha256: str = ''
     dynamic_ranges_sha256: str = ''
     plugins_sha256: str = ''
+    int8_fp16_tail_layers: int = 0
 
     def digest(self):
         """Return one hex digest of all fields (for names and logs)."""
@@ -108,6 +109,8 @@ def make_cache_key(config, plan, facts, calibration_sha256=''):
         dynamic_ranges_sha256=file_sha256(config.dynamic_ranges) if config.dynamic_ranges
         else '',
         plugins_sha256=plugins.hexdigest() if config.plugins else '',
+        int8_fp16_tail_layers=int(config.int8_fp16_tail_layers) if plan.precision == 'int8'
+        else 0,
     )
 
 

@@ -297,6 +297,26 @@ def _apply_dynamic_ranges(network, ranges):
     return len(ranges) - len(missing)
 
 
+def _keep_tail_in_fp16(trt, network, count):
+    """Constrain the last ``count`` layers with only float outputs to FP16; return their names.
+
+    Layers producing integers or shapes (Shape, Gather indices, casts to int) are skipped, not
+    counted: they have no FP16 form. TensorRT honours the constraint where an FP16
+    implementation exists (PREFER_PRECISION_CONSTRAINTS; OBEY would fail the build instead).
+    """
+    floats = (trt.DataType.FLOAT, trt.DataType.HALF)
+    kept = []
+    for index in range(network.num_layers - 1, -1, -1):
+        if len(kept) == count:
+            break
+        layer = network.get_layer(index)
+        outputs = [layer.get_output(k) for k in range(layer.num_outputs)]
+        if outputs and all(tensor.dtype in floats for tensor in outputs):
+            layer.precision = trt.DataType.HALF
+            kept.append(layer.name)
+    return kept[::-1]
+
+
 def _dla_report(config, network):
     """List layers DLA cannot run (the builder's own answer, before building)."""
     off_dla = [network.get_layer(i) for i in range(network.num_layers)
@@ -424,6 +444,11 @@ def build_serialized_engine(trt, builder, logger, cfg, request, cuda):
                 calibrator = _calibrator_for(trt, cfg, plan, cuda, request.calibration_sha256)
                 config.int8_calibrator = calibrator
                 config.set_calibration_profile(profile)
+            if cfg.int8_fp16_tail_layers:
+                kept = _keep_tail_in_fp16(trt, network, cfg.int8_fp16_tail_layers)
+                config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+                notes.append(f'int8: last {len(kept)} float layers constrained to fp16 '
+                             f'(PREFER_PRECISION_CONSTRAINTS): {", ".join(kept)}')
         if plan.device == 'dla':
             config.default_device_type = trt.DeviceType.DLA
             config.DLA_core = plan.dla_core

@@ -201,6 +201,8 @@ def main(argv=None):
     trt.add_argument('--tactic-sources', default=BUNDLE_TACTIC_SOURCES)
     trt.add_argument('--workspace-mib', type=int, default=2048)
     trt.add_argument('--calibration-batches', type=int, default=16)
+    trt.add_argument('--int8-fp16-tail', type=int, default=0, metavar='N',
+                     help='as verify_tensorrt build used it')
     args = parser.parse_args(argv)
     models = args.models.split(',')
     chain_path = os.path.join(args.out or '.', 'chain.json')

@@ -201,6 +201,7 @@ def engine_overrides(args, description, precision):
             'cache': os.path.join(args.work, 'calibration', f'{description.name}.cache'),
             'preprocess': {'inputs': [dict(description.input)]},
             'max_batches': args.calibration_batches}
+        settings['int8_fp16_tail_layers'] = getattr(args, 'int8_fp16_tail', 0)
     return settings
 
 
@@ -630,6 +631,10 @@ def _parser():
                         'bundle has stub cuBLAS/cuDNN, hence the default here)')
     parser.add_argument('--workspace-mib', type=int, default=2048)
     parser.add_argument('--calibration-batches', type=int, default=16)
+    parser.add_argument('--int8-fp16-tail', type=int, default=0, metavar='N',
+                        help='INT8 remedy: keep the last N float layers of each model in FP16 '
+                        '(int8_fp16_tail_layers; part of the engine key, use the same value in '
+                        'build and check)')
     parser.add_argument('--runs', type=int, default=100, help='timed runs per engine')
     parser.add_argument('--max-seconds', type=float, default=420,
                         help='build: start no new build after this many seconds')
