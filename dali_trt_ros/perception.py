@@ -151,10 +151,12 @@ class PerceptionPipeline:
             decoder = decoder_from_config(description.decoder, description.labels)
             where = postprocess_for(description, postprocess, on_gpu)
             engine_settings = overrides.get(description.name) or {}
-            if where == 'device' and backend == 'tensorrt' and postprocess == 'auto' and \
-                    engine_settings.get('precision') == 'int8':
+            if where == 'device' and backend == 'tensorrt' and postprocess == 'auto' and (
+                    engine_settings.get('precision') == 'int8'
+                    or engine_settings.get('dla_core') not in (None, -1)):
                 # INT8 calibration feeds the one image input and would put scales on the
-                # appended argmax/threshold/TopK too: INT8 engines decode on the host.
+                # appended argmax/threshold/TopK too; DLA needs static shapes, and the frame-size
+                # index inputs are not. Such engines decode on the host.
                 where = 'host'
             path = prepare_variant(description, where, precision)
             if where == 'device':

@@ -462,3 +462,20 @@ def test_int8_remedy_keeps_the_last_float_layers_in_fp16(fake, model, tmp_path, 
     load_engine(trt_config(model, tmp_path)).close()
     with load_engine(trt_config(model, tmp_path, int8_fp16_tail_layers=2)) as engine:
         assert not engine.built
+
+
+def test_dla_models_keep_host_decoding(fake, tmp_path):
+    """A device post-processing graph has frame-size inputs (dynamic shapes), which DLA cannot
+    take: with dla_core set, postprocess auto keeps the plain model (host decoding) instead of
+    failing with "DLA needs static input shapes"."""
+    from dali_trt_ros.models import load_model_description
+    from dali_trt_ros.perception import PerceptionPipeline
+    if not load_model_description('selfie_segmentation').onnx_path.is_file():
+        pytest.skip('models not prepared (python -m dali_trt_ros.tools.prepare_models)')
+    fake(num_dla_cores=2)
+    PerceptionPipeline.from_models(
+        ['selfie_segmentation'], backend='tensorrt', device='cpu', cpu_backend='opencv',
+        engine_overrides={'selfie_segmentation': {'engine_cache_dir': str(tmp_path / 'e'),
+                                                  'precision': 'fp16', 'dla_core': 1}}).close()
+    assert [n for n in os.listdir(tmp_path / 'e') if n.endswith('.engine')] == [
+        'selfie_segmentation.fp16.dla1.engine']
