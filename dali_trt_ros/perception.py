@@ -69,16 +69,17 @@ class FrameResult:
 
 
 def engine_config_for(description, backend, providers, device_id, overrides=None,
-                      model_path=None, outputs=None):
+                      model_path=None, outputs=None, max_batch=1):
     """Engine configuration for a described model; `overrides` may set any engine key.
 
-    ``model_path`` and ``outputs`` replace the description's for a model variant.
+    ``model_path`` and ``outputs`` replace the description's for a model variant; for
+    TensorRT its dynamic inputs get profiles (tensorrt_profiles).
     """
     config = {'model': str(model_path or description.onnx_path), 'backend': backend,
               'device_id': device_id, 'inputs': [{'name': description.input['name']}],
               'outputs': [{'name': name} for name in (outputs or description.outputs)]}
     if backend == 'tensorrt' and model_path is not None:
-        config['inputs'] += device_postprocess_profiles(model_path)
+        config['inputs'] = tensorrt_profiles(model_path, description.input['name'], max_batch)
     if backend == 'onnxruntime':
         config['providers'] = list(providers)
     config.update(overrides or {})
@@ -92,8 +93,14 @@ def engine_config_for(description, backend, providers, device_id, overrides=None
 DEVICE_POSTPROCESS_SIDES = {ROWS_INPUT: (1, 1080, 4096), COLUMNS_INPUT: (1, 1920, 4096)}
 
 
-def device_postprocess_profiles(model_path):
-    """Return TensorRT input specs (min/opt/max) for a variant's per-frame index inputs."""
+def tensorrt_profiles(model_path, image_input, max_batch=1):
+    """Return TensorRT input specs for a model variant's inputs.
+
+    The image input of a variant has a dynamic batch axis (any batch size on ONNX Runtime):
+    TensorRT gets 1..max_batch (opt max_batch; fixed at 1 for a batch-1 pipeline). The per-frame
+    index inputs of device post-processing get DEVICE_POSTPROCESS_SIDES.
+    """
+    from dali_trt_ros.engines.base import is_dynamic_dim
     from dali_trt_ros.engines.onnx_model import read_model_io
     inputs, _ = read_model_io(str(model_path))
     specs = []
@@ -102,6 +109,13 @@ def device_postprocess_profiles(model_path):
             low, best, high = DEVICE_POSTPROCESS_SIDES[tensor.name]
             specs.append({'name': tensor.name, 'min_shape': [low], 'opt_shape': [best],
                           'max_shape': [high]})
+        elif tensor.name == image_input and tensor.shape and is_dynamic_dim(tensor.shape[0]) \
+                and not any(is_dynamic_dim(d) for d in tensor.shape[1:]):
+            rest = [int(d) for d in tensor.shape[1:]]
+            specs.append({'name': tensor.name, 'min_shape': [1, *rest],
+                          'opt_shape': [max_batch, *rest], 'max_shape': [max_batch, *rest]})
+        elif tensor.name == image_input:
+            specs.append({'name': tensor.name})
     return specs
 
 
@@ -124,8 +138,9 @@ class PerceptionPipeline:
         """Build the chain for model descriptions (names in config/models or YAML paths).
 
         ``max_pixels``: frames declaring a larger width*height are refused before decoding.
-        ``postprocess``: 'host', 'device' (in the model graph) or 'auto' (device on ONNX
-        Runtime CUDA where the decoder supports it); ``precision``: 'fp32' or 'fp16' (ONNX
+        ``postprocess``: 'host', 'device' (in the model graph) or 'auto' (device on TensorRT
+        and ONNX Runtime CUDA where the decoder supports it; TensorRT INT8 and DLA engines
+        decode on the host); ``precision``: 'fp32' or 'fp16' (ONNX
         variant with FP16 weights, made at preparation time). Variants take any batch size.
         """
         descriptions = [load_model_description(name, cache_dir=cache_dir) for name in model_names]
@@ -143,9 +158,9 @@ class PerceptionPipeline:
                            max_pixels=max_pixels),
             device_id=device_id, cpu_backend=cpu_backend)
         overrides = engine_overrides or {}
-        # TensorRT needs min/opt/max profiles for the variants' dynamic inputs (frame size,
-        # batch): there 'auto' keeps host post-processing unless the engine config sets them.
-        on_gpu = backend == 'onnxruntime' and 'cuda' in providers
+        # TensorRT gets min/opt/max profiles for the variants' dynamic inputs (frame size,
+        # batch; tensorrt_profiles), so 'auto' puts post-processing in the graph there too.
+        on_gpu = backend == 'tensorrt' or (backend == 'onnxruntime' and 'cuda' in providers)
         models = []
         for description in descriptions:
             decoder = decoder_from_config(description.decoder, description.labels)
@@ -163,7 +178,7 @@ class PerceptionPipeline:
                 use_device_postprocess(decoder, variant_metadata(path))
             engine = load_engine(engine_config_for(
                 description, backend, providers, device_id, engine_settings,
-                model_path=path, outputs=decoder.output_names))
+                model_path=path, outputs=decoder.output_names, max_batch=max_batch))
             models.append(PipelineModel(description, engine, decoder))
         return cls(models, preprocessor)
 

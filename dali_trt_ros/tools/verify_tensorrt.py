@@ -234,14 +234,13 @@ def load_trt(args, name, precision, variant='plain', **changes):
     engine built here in the cache.
     """
     from dali_trt_ros.engines import load_engine
-    from dali_trt_ros.perception import device_postprocess_profiles
+    from dali_trt_ros.perception import tensorrt_profiles
     description = model_description(args, name)
     path = model_path(args, name, variant)
     config = {'model': path, 'backend': 'tensorrt',
               **engine_overrides(args, description, precision), **changes}
     if variant != 'plain':
-        config['inputs'] = [{'name': description.input['name']},
-                            *device_postprocess_profiles(path)]
+        config['inputs'] = tensorrt_profiles(path, description.input['name'], max_batch=1)
     return load_engine(config)
 
 
