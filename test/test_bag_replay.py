@@ -29,8 +29,10 @@ STARTUP_TIMEOUT = 60.0  # >= 5 s: model loading + discovery on a loaded 2-core m
 # One node for both cameras, as on a vehicle: /cam_front/image_raw (raw) and
 # /cam_left/image_raw/compressed, exactly the bag's topics (no remapping).
 NODE_ARGS = ('-p', 'cameras:=[cam_front, cam_left]', '-p', 'cam_left.input_transport:=compressed',
-             '-p', 'qos_reliability:=reliable', '-p',
-             'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]',
+             '-p', 'qos_overrides./cam_front/image_raw.subscription.reliability:=reliable',
+             '-p',
+             'qos_overrides./cam_left/image_raw/compressed.subscription.reliability:=reliable',
+             '-p', 'models:=[ssd_mobilenetv2_oidv4, selfie_segmentation]',
              '-p', 'diagnostics_period_s:=0.5')
 
 

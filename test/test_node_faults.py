@@ -291,3 +291,34 @@ def test_exif_oriented_jpeg_keeps_detections_and_the_overlay_aligned(tester):
         code, out = stop_node(proc)
     assert code == 0, out
     _clean(out)
+
+
+def test_codec_warnings_reach_the_node_log_not_raw_stderr(tester):
+    # A JPEG with damaged entropy data decodes with a libjpeg warning. Before the node forwarded
+    # the package's Python logging, the codec router's line went to stderr through logging's
+    # last-resort handler, without the node's name, rosout or the launch log.
+    name = 'fault_codec_log'
+    proc = start_node(NODE, '-p', f'models:=[{SSD}]', '-p', 'preprocess_device:=cpu',
+                      *reliable_input('/image_raw/compressed'),
+                      '-p', 'input_transport:=compressed', name=name)
+    h = Harness(tester, proc, name)
+    ok, encoded = cv2.imencode('.jpg', data.astronaut()[:256, :256, ::-1],
+                               [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    jpeg = bytearray(encoded.tobytes())
+    middle = len(jpeg) // 2
+    jpeg[middle:middle + 200] = bytes(range(200))  # entropy data damaged: decodes with a warning
+    from sensor_msgs.msg import CompressedImage
+    pub = h.publisher('image_raw/compressed', CompressedImage)
+    detections = h.collect('detections', Detection2DArray)
+    msg = CompressedImage(format='jpeg', data=bytes(jpeg))
+    for stamp in range(1, 4):  # one at a time: the node keeps only the newest frame
+        msg.header.stamp.sec = stamp
+        pub.publish(msg)
+        h.wait(lambda: len(detections) >= stamp, what='an answer to a damaged JPEG frame')
+    code, out = stop_node(proc)
+    assert code == 0, out
+    codec_lines = [line for line in out.splitlines() if 'codec warning' in line]
+    assert codec_lines, out
+    assert all(f'[{name}]' in line for line in codec_lines), codec_lines
+    _clean(out)

@@ -48,8 +48,6 @@ def test_stage_timings_per_model(pipeline):
     assert timings['inference.broken_segmenter'] > 0.0  # the time until it failed counts
     assert all(timings[key] > 0.0 for key in ('preprocess', f'inference.{SSD}',
                                               f'postprocess.{SSD}'))
-    # The SSD runs a real network: its inference dominates its decoding here.
-    assert timings[f'inference.{SSD}'] > timings[f'postprocess.{SSD}']
 
 
 def test_long_errors_are_bounded():

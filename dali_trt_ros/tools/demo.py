@@ -90,7 +90,9 @@ def live_replay(bag, recording, models, timeout):
     node = Step('perception_node', [
         'dali_trt_ros.nodes.perception_node', '--ros-args', '-r', '__node:=demo_perception',
         '-p', 'cameras:=[cam_front, cam_left]', '-p', 'cam_left.input_transport:=compressed',
-        '-p', 'qos_reliability:=reliable', '-p', 'diagnostics_period_s:=0.5',
+        '-p', 'qos_overrides./cam_front/image_raw.subscription.reliability:=reliable',
+        '-p', 'qos_overrides./cam_left/image_raw/compressed.subscription.reliability:=reliable',
+        '-p', 'diagnostics_period_s:=0.5',
         '-p', f'models:=[{", ".join(models)}]'])
     recorder = player = None
     try:
