@@ -196,3 +196,15 @@ def test_build_engine_without_tensorrt_says_so(tmp_path):
     assert done.returncode == 1
     assert 'TensorRT (python module tensorrt) is not installed' in done.stderr
     assert done.stdout == ''
+
+
+def test_dla_gpu_fallback_summary():
+    from dali_trt_ros.engines.build_plan import BuildPlan, dla_gpu_fallback
+    dla = BuildPlan(precision='fp16', device='dla', dla_core=0, gpu_fallback=True, profiles={})
+    gpu = BuildPlan(precision='fp16', device='gpu', dla_core=None, gpu_fallback=True, profiles={})
+    assert dla_gpu_fallback(None, gpu) is None
+    assert dla_gpu_fallback(-1, gpu) is None
+    assert dla_gpu_fallback(0, gpu) == 'whole model on the GPU (this device has no DLA core)'
+    assert dla_gpu_fallback(0, dla, ['12 of 12 layers can run on DLA']) is None
+    assert dla_gpu_fallback(0, dla, ['10 of 12 layers can run on DLA', 'on GPU: a (Softmax)',
+                                     'on GPU: b (ReduceMean)']) == '2 layer(s) on the GPU'

@@ -479,3 +479,23 @@ def test_dla_models_keep_host_decoding(fake, tmp_path):
                                                   'precision': 'fp16', 'dla_core': 1}}).close()
     assert [n for n in os.listdir(tmp_path / 'e') if n.endswith('.engine')] == [
         'selfie_segmentation.fp16.dla1.engine']
+
+
+def test_dla_to_gpu_fallback_is_reported_by_the_engine(fake, model, tmp_path):
+    """GPU_FALLBACK is silent in TensorRT: the engine says what fell back, built or cached."""
+    trt, _ = fake('8.5.2.2', num_dla_cores=2)
+    cfg = trt_config(model, tmp_path, precision='fp16', dla_core=1)
+    for built in (True, False):  # built, then from the cache (the record's notes)
+        with load_engine(cfg) as engine:
+            assert engine.built is built
+            assert (engine.device, engine.dla_core) == ('dla', 1)
+            assert engine.dla_gpu_fallback == '1 layer(s) on the GPU'  # the fake's ReduceMean
+
+
+def test_dla_request_on_a_machine_without_dla_is_reported_as_fallback(fake, model, tmp_path):
+    fake(num_dla_cores=0)
+    with load_engine(trt_config(model, tmp_path, precision='fp16', dla_core=0)) as engine:
+        assert engine.device == 'gpu'
+        assert engine.dla_gpu_fallback == 'whole model on the GPU (this device has no DLA core)'
+    with load_engine(trt_config(model, tmp_path, precision='fp16')) as engine:
+        assert engine.dla_gpu_fallback is None  # no DLA asked for: nothing fell back

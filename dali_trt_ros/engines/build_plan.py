@@ -223,3 +223,19 @@ def plan_build(config, model_inputs, facts):
                      dla_core=dla_core, gpu_fallback=gpu_fallback, profiles=profiles,
                      int8_source=int8_source, calibration_shape=calibration_shape,
                      warnings=tuple(warnings), reasons=tuple(reasons))
+
+
+def dla_gpu_fallback(requested_dla_core, plan, build_notes=()):
+    """Say whether (and how) a DLA request ended up on the GPU; None when nothing fell back.
+
+    ``requested_dla_core`` is the configured ``dla_core`` (None or -1: none requested);
+    ``build_notes`` are the engine record's notes, whose ``on GPU: <layer>`` lines come from the
+    builder's per-layer DLA check. The node reports this in its per-model diagnostics, because
+    ``GPU_FALLBACK`` falls back silently and a DLA model on the GPU costs the GPU's time.
+    """
+    if requested_dla_core is None or requested_dla_core == -1:
+        return None
+    if plan.device != 'dla':
+        return 'whole model on the GPU (this device has no DLA core)'
+    on_gpu = sum(1 for line in build_notes if str(line).startswith('on GPU: '))
+    return f'{on_gpu} layer(s) on the GPU' if on_gpu else None

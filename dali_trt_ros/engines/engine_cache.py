@@ -175,6 +175,15 @@ def read_cached_engine(engine_path, decision):
     return data
 
 
+def stored_build_notes(engine_path):
+    """Return the notes of a stored engine's record ([] when it has none or cannot be read)."""
+    try:
+        with open(engine_path + METADATA_SUFFIX, encoding='utf-8') as stream:
+            return list(json.load(stream).get('notes', []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def append_build_notes(engine_path, notes):
     """Add lines to the record of a stored engine (e.g. the layer report made after loading)."""
     metadata_path = engine_path + METADATA_SUFFIX

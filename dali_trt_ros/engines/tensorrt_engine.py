@@ -20,7 +20,7 @@ import numpy as np
 
 from dali_trt_ros.engines.base import DeviceBuffer, Engine, TensorInfo
 from dali_trt_ros.engines.binding import check_feeds, validate_bindings
-from dali_trt_ros.engines.build_plan import DeviceFacts, parse_version
+from dali_trt_ros.engines.build_plan import DeviceFacts, dla_gpu_fallback, parse_version
 from dali_trt_ros.engines.calibration import (calibration_batches, list_calibration_images,
                                               preprocessor_batch_fn)
 from dali_trt_ros.engines.cuda_runtime import (DEVICE_TO_HOST, HOST_TO_DEVICE, cuda_runtime,
@@ -28,7 +28,7 @@ from dali_trt_ros.engines.cuda_runtime import (DEVICE_TO_HOST, HOST_TO_DEVICE, c
 from dali_trt_ros.engines.dynamic_ranges import load_dynamic_ranges, unmatched_ranges
 from dali_trt_ros.engines.engine_cache import (append_build_notes, make_private_dir,
                                                read_cached_engine, store_engine,
-                                               write_atomically)
+                                               stored_build_notes, write_atomically)
 from dali_trt_ros.engines.engine_request import resolve_engine
 from dali_trt_ros.errors import ConfigError, EngineCacheError, ModelError
 
@@ -665,6 +665,12 @@ def load_tensorrt_engine(cfg, cuda=None):
         engine.close()
         raise
     engine.load_seconds = time.monotonic() - started
+    engine.device = request.plan.device
+    engine.dla_core = request.plan.dla_core
+    engine.dla_gpu_fallback = dla_gpu_fallback(cfg.dla_core, request.plan,
+                                               stored_build_notes(request.engine_path))
+    if engine.dla_gpu_fallback:
+        LOG.warning('%s: DLA requested, GPU used: %s', name, engine.dla_gpu_fallback)
     LOG.info('%s ready in %.2f s (%s)', name, engine.load_seconds,
              'built' if engine.built else 'from cache')
     return engine
