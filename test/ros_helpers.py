@@ -1,5 +1,6 @@
 """Helpers for tests that talk to node processes over DDS (no fixed sleeps anywhere)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,3 +42,22 @@ def spin_until(node, condition, timeout, proc=None):
             return False
         rclpy.spin_once(node, timeout_sec=0.05)
     return condition()
+
+
+@contextlib.contextmanager
+def ros_tester_node(name):
+    """Yield a node (in its own rclpy context) for the test's side of the graph."""
+    rclpy.init()
+    node = rclpy.create_node(name)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def assert_clean_output(out):
+    """Check that a node's output has no traceback, no ERROR line and no abort."""
+    assert 'Traceback' not in out, out
+    assert 'ERROR' not in out, out
+    assert 'terminate called' not in out and 'Aborted' not in out, out

@@ -12,7 +12,7 @@ from vision_msgs.msg import Detection2DArray  # noqa: E402
 
 from golden_photos import (box_center_and_size, detection, person_fraction_band,  # noqa: E402
                            TOLERANCES)
-from ros_helpers import spin_until, start_node, stop_node  # noqa: E402
+from ros_helpers import spin_until, start_node, stop_node, ros_tester_node  # noqa: E402
 
 DISCOVERY_TIMEOUT = 30.0  # >= 5 s: first discovery on a loaded 2-core CI machine can be slow
 REPLY_TIMEOUT = 15.0
@@ -23,11 +23,8 @@ LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 
 @pytest.fixture
 def tester():
-    rclpy.init()
-    node = rclpy.create_node('dali_trt_ros_tester')
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
+    with ros_tester_node('dali_trt_ros_tester') as node:
+        yield node
 
 
 class Harness:

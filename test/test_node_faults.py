@@ -23,7 +23,8 @@ from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 import fault_models  # noqa: E402
 from node_harness import (BEST_EFFORT, Harness, jpeg_frame, LATCHED, raw_frame,  # noqa: E402
                           reliable_input)
-from ros_helpers import start_node, stop_node  # noqa: E402
+from ros_helpers import (assert_clean_output, start_node, stop_node,  # noqa: E402
+                         ros_tester_node)
 
 NODE = 'dali_trt_ros.nodes.perception_node'
 SSD = 'ssd_mobilenetv2_oidv4'
@@ -31,17 +32,8 @@ SSD = 'ssd_mobilenetv2_oidv4'
 
 @pytest.fixture
 def tester():
-    rclpy.init()
-    node = rclpy.create_node('fault_tester')
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-def _clean(out):
-    assert 'Traceback' not in out, out
-    assert 'ERROR' not in out, out
-    assert 'terminate called' not in out and 'Aborted' not in out, out
+    with ros_tester_node('fault_tester') as node:
+        yield node
 
 
 def _stop_timed(proc, signals=(signal.SIGINT,), gap_s=0.2):
@@ -81,7 +73,7 @@ def test_stop_while_frames_stream_is_quick_and_clean(tester, signum):
         thread.join()
     assert code == 0, out
     assert seconds < 2.0, f'took {seconds:.2f} s to stop:\n{out}'
-    _clean(out)
+    assert_clean_output(out)
     assert 'models closed: engines and their memory released' in out
 
 
@@ -99,7 +91,7 @@ def test_slow_frame_in_flight_and_a_second_signal(tester, tmp_path):
     code, seconds, out = _stop_timed(proc, (signal.SIGINT, signal.SIGINT))
     assert code == 0, out
     assert seconds < 2.0, f'took {seconds:.2f} s to stop:\n{out}'
-    _clean(out)
+    assert_clean_output(out)
     assert ('models closed' in out) or ('still being processed' in out), out
 
 
@@ -203,7 +195,7 @@ def test_an_overlay_subscriber_appearing_and_leaving(tester):
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
-    _clean(out)
+    assert_clean_output(out)
 
 
 def test_frames_lost_in_transport_are_counted(tester):
@@ -290,7 +282,7 @@ def test_exif_oriented_jpeg_keeps_detections_and_the_overlay_aligned(tester):
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
-    _clean(out)
+    assert_clean_output(out)
 
 
 def test_codec_warnings_reach_the_node_log_not_raw_stderr(tester):
@@ -321,4 +313,4 @@ def test_codec_warnings_reach_the_node_log_not_raw_stderr(tester):
     codec_lines = [line for line in out.splitlines() if 'codec warning' in line]
     assert codec_lines, out
     assert all(f'[{name}]' in line for line in codec_lines), codec_lines
-    _clean(out)
+    assert_clean_output(out)

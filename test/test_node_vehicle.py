@@ -20,7 +20,8 @@ from vision_msgs.msg import Detection2DArray, LabelInfo  # noqa: E402
 
 from node_harness import (Harness, jpeg_frame, LATCHED, raw_frame,  # noqa: E402
                           reliable_input, REPLY_TIMEOUT)
-from ros_helpers import start_node, stop_node  # noqa: E402
+from ros_helpers import (assert_clean_output, start_node, stop_node,  # noqa: E402
+                         ros_tester_node)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NODE = 'dali_trt_ros.nodes.perception_node'
@@ -28,17 +29,14 @@ NODE = 'dali_trt_ros.nodes.perception_node'
 
 @pytest.fixture
 def tester():
-    rclpy.init()
-    node = rclpy.create_node('vehicle_tester')
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
+    with ros_tester_node('vehicle_tester') as node:
+        yield node
 
 
 def _finish(proc):
     code, out = stop_node(proc)
     assert code == 0, out
-    assert 'Traceback' not in out and 'ERROR' not in out, out
+    assert_clean_output(out)
     return out
 
 
